@@ -1,0 +1,1 @@
+"""onepass service: HTTP API, job store, workers and the ``onepass`` command line."""

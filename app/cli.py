@@ -1,0 +1,48 @@
+"""The ``onepass`` command line.
+
+Each subcommand lives in its own module under ``app/commands/`` and exposes
+``register(subparsers) -> None``, which adds a parser whose ``func(args) -> int`` runs it. Modules are
+discovered automatically, so adding a command never touches this file.
+
+Errors the user can fix (bad arguments, unreadable files) are raised as :class:`CommandError` and printed as
+one line on stderr with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+import app.commands
+
+
+class CommandError(Exception):
+    """A user-facing error: printed as ``onepass: error: <message>``, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="onepass", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for info in sorted(pkgutil.iter_modules(app.commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"app.commands.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CommandError as e:
+        print(f"onepass: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("onepass: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""One module per ``onepass`` subcommand; each defines ``register(subparsers)``."""

@@ -1,0 +1,1 @@
+"""Readers and writers for scene layouts and standard 3D formats."""
