@@ -289,7 +289,9 @@ def pose_encoding_to_extrinsics_intrinsics(
     H, W = image_hw
     t, q_xyzw, fov_h, fov_w = pose_encoding.split([3, 4, 1, 1], -1)
     R = quat_to_rotmat(quat_xyzw_to_wxyz(q_xyzw))
-    w2c = torch.zeros(pose_encoding.shape[:-1] + (4, 4), dtype=pose_encoding.dtype, device=pose_encoding.device)
+    w2c = torch.zeros(
+        pose_encoding.shape[:-1] + (4, 4), dtype=pose_encoding.dtype, device=pose_encoding.device
+    )
     w2c[..., :3, :3] = R
     w2c[..., :3, 3] = t
     w2c[..., 3, 3] = 1

@@ -65,7 +65,9 @@ class Gaussians:
 
     @staticmethod
     def concat(items: list[Gaussians]) -> Gaussians:
-        return Gaussians(**{f.name: torch.cat([getattr(g, f.name) for g in items], 0) for f in fields(Gaussians)})
+        return Gaussians(
+            **{f.name: torch.cat([getattr(g, f.name) for g in items], 0) for f in fields(Gaussians)}
+        )
 
 
 #: Zeroth-order real spherical harmonic, 1 / (2·sqrt(pi)).

@@ -114,7 +114,7 @@ def read_cameras(scene_dir: str | os.PathLike) -> tuple[list[Frame], dict[str, A
 
 
 def write_image(scene_dir: str | os.PathLike, name: str, rgb: np.ndarray) -> Path:
-    """Save ``[H, W, 3]`` uint8 or float in [0, 1] as ``images/<name>`` (PNG unless the name says otherwise)."""
+    """Save ``[H, W, 3]`` uint8 or float in [0, 1] as ``images/<name>`` (format from the extension)."""
     arr = np.asarray(rgb)
     if arr.dtype != np.uint8:
         arr = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
