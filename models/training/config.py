@@ -1,0 +1,63 @@
+"""The training run's settings (one frozen dataclass, saved in every checkpoint)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from models.training.curriculum import DEFAULT_STAGES, Stage
+from models.training.step import LossWeights
+
+__all__ = ["TrainConfig"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser, schedule, curriculum and bookkeeping of one run.
+
+    AdamW (β = 0.9, 0.95; weight decay on matrices only), linear warmup then cosine decay to
+    ``min_lr_ratio·lr`` at ``total_steps`` (VGGT: peak 2e-4, 8k warmup over 160k steps; scaled down here),
+    gradient-norm clipping at ``grad_clip`` (VGGT: 1.0).
+    """
+
+    preset: str = "tiny"
+    seed: int = 0
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    warmup_steps: int = 500
+    total_steps: int = 60_000
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 1.0
+    checkpoint_every_s: float = 300.0
+    stages: tuple[Stage, ...] = DEFAULT_STAGES
+    weights: LossWeights = field(default_factory=LossWeights)
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or self.grad_clip <= 0:
+            raise ValueError(f"lr and grad_clip must be > 0, got lr={self.lr}, grad_clip={self.grad_clip}")
+        if self.total_steps <= self.warmup_steps:
+            raise ValueError(
+                f"total_steps ({self.total_steps}) must exceed warmup_steps ({self.warmup_steps})"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(TrainConfig)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"train config has unknown fields {unknown}")
+        d = dict(d)
+        if "stages" in d:
+            d["stages"] = tuple(
+                Stage(**{k: tuple(v) if isinstance(v, list) else v for k, v in s.items()})
+                for s in d["stages"]
+            )
+        if "weights" in d:
+            d["weights"] = LossWeights(**d["weights"])
+        if "betas" in d:
+            d["betas"] = tuple(d["betas"])
+        return TrainConfig(**d)

@@ -1,0 +1,256 @@
+"""The trainer: batches on the fly, AdamW + warmup/cosine + grad clip, checkpoints, CSV log, loss curve.
+
+A run lives in one folder::
+
+    OUT/last.pt          latest checkpoint (model, optimizer, scheduler, RNG, step, elapsed time, config)
+    OUT/log.csv          one row per step: losses, learning rate, gradient norm, batch shape, seconds
+    OUT/loss_curve.png   the learning curve, redrawn at every checkpoint
+    OUT/config.json      the run's TrainConfig and model preset (for people; the checkpoint is authoritative)
+
+``Trainer(out, config)`` refuses a folder that already holds a checkpoint unless ``resume=True``; with
+``resume=True`` it continues from ``last.pt`` exactly: the same step plans, optimizer moments, schedule and
+RNG state, so ``N`` steps straight equal ``N/2`` + resume + ``N/2`` bit for bit (on the same machine and
+thread count). Log rows past the checkpoint (written after it, before an interruption) are dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from models.config import ModelConfig, get_config
+from models.data.procedural import make_batch
+from models.training.checkpoint import (
+    CheckpointError,
+    capture_rng,
+    check_compatible,
+    load_checkpoint,
+    model_fingerprint,
+    restore_rng,
+    save_checkpoint,
+)
+from models.training.config import TrainConfig
+from models.training.curriculum import StepPlan, step_plan
+from models.training.plot import plot_loss_curve
+from models.training.schedule import make_scheduler
+from models.training.step import compute_losses
+from models.vggt import VGGT
+
+__all__ = ["Trainer", "TrainSummary", "LOG_COLUMNS", "build_optimizer"]
+
+CHECKPOINT_NAME = "last.pt"
+LOG_NAME = "log.csv"
+CURVE_NAME = "loss_curve.png"
+LOG_COLUMNS = (
+    "step", "elapsed_s", "step_s", "data_s", "lr", "grad_norm", "batch", "views", "height", "width",
+    "max_anchors", "total", "loss_camera", "loss_T", "loss_R", "loss_FL", "loss_depth_total",
+    "loss_depth_reg", "loss_points_total", "loss_points_reg", "loss_render_total", "loss_render_mse",
+)  # fmt: skip
+#: Give up after this many consecutive non-finite losses (one is skipped, a stream means divergence).
+MAX_BAD_STEPS = 20
+
+
+@dataclass
+class TrainSummary:
+    steps_done: int  # in this call
+    step: int  # global step reached
+    elapsed_s: float  # training seconds over the whole run (all sessions)
+    last_loss: float
+    checkpoint: Path
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices/kernels only (not on norms, biases, tokens, LayerScale)."""
+    decay, no_decay = [], []
+    for _, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
+        if p.requires_grad:
+            (decay if p.dim() >= 2 and p.shape[0] > 1 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+
+
+class Trainer:
+    """Train ``config.preset`` (or an explicit ``model_config``) into ``out_dir`` (see the module doc)."""
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        config: TrainConfig | None = None,
+        *,
+        model_config: ModelConfig | None = None,
+        resume: bool = False,
+    ) -> None:
+        self.out = Path(out_dir)
+        ckpt_path = self.out / CHECKPOINT_NAME
+        data = None
+        if resume:
+            data = load_checkpoint(ckpt_path)
+            config = TrainConfig.from_dict(data["train_config"])
+        elif ckpt_path.exists():
+            raise CheckpointError(
+                f"{ckpt_path} already exists; pass resume=True (--resume) to continue it, "
+                "or choose another --out"
+            )
+        self.config = config or TrainConfig()
+        self.model_config = model_config or get_config(self.config.preset)
+        if self.model_config.gaussian_head is None and self.config.weights.render > 0:
+            raise ValueError(f"preset {self.model_config.name!r} has no Gaussian head; set weights.render=0")
+        torch.manual_seed(self.config.seed)
+        self.model = VGGT(self.model_config)
+        self.model.train()
+        self.optimizer = build_optimizer(self.model, self.config)
+        self.scheduler = make_scheduler(
+            self.optimizer,
+            warmup_steps=self.config.warmup_steps,
+            total_steps=self.config.total_steps,
+            min_ratio=self.config.min_lr_ratio,
+        )
+        self.step = 0
+        self.elapsed_s = 0.0
+        if data is not None:
+            check_compatible(data, ckpt_path, self.model_config.name, self.model)
+            self.model.load_state_dict(data["model"])
+            self.optimizer.load_state_dict(data["optimizer"])
+            self.scheduler.load_state_dict(data["scheduler"])
+            restore_rng(data["rng"])
+            self.step = int(data["step"])
+            self.elapsed_s = float(data.get("elapsed_s", 0.0))
+            self._truncate_log(self.step)
+
+    # ------------------------------------------------------------------------------------------ files
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / CHECKPOINT_NAME
+
+    @property
+    def log_path(self) -> Path:
+        return self.out / LOG_NAME
+
+    def _truncate_log(self, step: int) -> None:
+        if not self.log_path.exists():
+            return
+        with self.log_path.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+        self._write_log(rows, mode="w")
+
+    def _write_log(self, rows: list[dict], mode: str = "a") -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        new = mode == "w" or not self.log_path.exists()
+        with self.log_path.open(mode if not new else "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=LOG_COLUMNS, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerows(rows)
+
+    def save(self) -> Path:
+        """Write ``last.pt`` atomically, then redraw the loss curve."""
+        payload = {
+            "preset": self.model_config.name,
+            "model_fingerprint": model_fingerprint(self.model),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "step": self.step,
+            "elapsed_s": self.elapsed_s,
+            "train_config": self.config.to_dict(),
+            "rng": capture_rng(),
+        }
+        path = save_checkpoint(self.checkpoint_path, payload)
+        info = {"preset": self.model_config.name, "step": self.step, "elapsed_s": round(self.elapsed_s, 1)}
+        info["train_config"] = self.config.to_dict()
+        (self.out / "config.json").write_text(json.dumps(info, indent=2, default=list) + "\n")
+        if self.log_path.exists():
+            plot_loss_curve(self.log_path, self.out / CURVE_NAME)
+        return path
+
+    # ------------------------------------------------------------------------------------------ steps
+    def plan(self, step: int) -> StepPlan:
+        return step_plan(self.config.stages, step, self.config.seed, self.model_config.patch_size)
+
+    def train_step(self) -> dict[str, float]:
+        """One optimizer step at ``self.step``; returns the log row (losses as floats)."""
+        t0 = time.perf_counter()
+        plan = self.plan(self.step)
+        batch = make_batch(
+            list(plan.seeds), views=plan.views + plan.targets, width=plan.width, height=plan.height
+        )
+        t1 = time.perf_counter()
+        losses = compute_losses(self.model, batch, plan, self.config.weights)
+        total = losses["total"]
+        self.optimizer.zero_grad(set_to_none=True)
+        lr = self.optimizer.param_groups[0]["lr"]
+        if torch.isfinite(total):
+            total.backward()
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip))
+            if math.isfinite(grad_norm):
+                self.optimizer.step()
+        else:
+            grad_norm = float("nan")
+        self.scheduler.step()
+        self.step += 1
+        dt = time.perf_counter() - t0
+        self.elapsed_s += dt
+        row = {
+            "step": self.step, "elapsed_s": round(self.elapsed_s, 3), "step_s": round(dt, 4),
+            "data_s": round(t1 - t0, 4), "lr": lr, "grad_norm": grad_norm, "batch": plan.batch,
+            "views": plan.views, "height": plan.height, "width": plan.width,
+            "max_anchors": plan.max_anchors or "",
+        }  # fmt: skip
+        row.update({k: float(v.detach()) for k, v in losses.items()})
+        return row
+
+    def train(
+        self, *, minutes: float | None = None, max_steps: int | None = None, progress: bool = True
+    ) -> TrainSummary:
+        """Train until ``minutes`` of wall time pass, ``max_steps`` more steps are done, or
+        ``total_steps`` is reached; checkpoint every ``checkpoint_every_s`` and at the end."""
+        from tqdm import tqdm
+
+        if minutes is not None and minutes <= 0:
+            raise ValueError(f"minutes must be > 0, got {minutes}")
+        if max_steps is not None and max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+        start = time.monotonic()
+        deadline = None if minutes is None else start + 60.0 * minutes
+        last_ckpt = start
+        end_step = (
+            self.config.total_steps
+            if max_steps is None
+            else min(self.config.total_steps, self.step + max_steps)
+        )
+        done, bad, rows, last_loss = 0, 0, [], float("nan")
+        bar = tqdm(total=end_step, initial=self.step, disable=not progress, unit="step", dynamic_ncols=True)
+        try:
+            while self.step < end_step and (deadline is None or time.monotonic() < deadline):
+                row = self.train_step()
+                done += 1
+                rows.append(row)
+                last_loss = row["total"]
+                bad = bad + 1 if not math.isfinite(last_loss) else 0
+                if bad >= MAX_BAD_STEPS:
+                    raise FloatingPointError(
+                        f"{bad} consecutive non-finite losses at step {self.step}: diverged"
+                    )
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{last_loss:.3f}", cam=f"{row['loss_camera']:.3f}", s=f"{row['step_s']:.2f}"
+                )
+                if time.monotonic() - last_ckpt >= self.config.checkpoint_every_s:
+                    self._write_log(rows)
+                    rows = []
+                    self.save()
+                    last_ckpt = time.monotonic()
+        finally:
+            bar.close()
+            if rows:
+                self._write_log(rows)
+            if done:
+                self.save()
+        return TrainSummary(done, self.step, self.elapsed_s, last_loss, self.checkpoint_path)
