@@ -1,0 +1,9 @@
+"""All API routers, gathered for :func:`app.main.create_app`."""
+
+from fastapi import APIRouter
+
+from app.api.routes import artifacts, batches, health, reconstruct, reconstructions, render
+
+api_router = APIRouter()
+for module in (health, reconstructions, artifacts, render, reconstruct, batches):
+    api_router.include_router(module.router)

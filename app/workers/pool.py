@@ -1,0 +1,293 @@
+"""The inference workers of one service process and the loop that feeds them jobs from the store.
+
+Per device one :class:`~app.jobs.batcher.Batcher` (model loaded once, warmed up, one thread). A dispatcher
+task claims queued jobs from the store (highest priority, then oldest), decodes their images on an I/O
+thread, submits them to the :class:`~app.jobs.batcher.BatchQueue`, and writes each result's artifacts into
+a temporary folder that is renamed into place when complete. Every failure ends as a failed job with a
+message; none escapes the loop. At most ``max_inflight`` jobs are held in memory at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.core.config import Settings
+from app.core.metrics import Metrics
+from app.jobs import store as st
+from app.jobs.batcher import Batcher, BatchQueue, JobResult
+from app.jobs.events import JobEvents
+from app.jobs.files import JobFiles
+from app.services import pipeline
+from app.services.render_cache import SceneCache
+
+log = logging.getLogger("onepass.workers")
+
+#: reconstructor for a device; the default loads ``models.Reconstructor`` with the settings' preset
+ReconstructorProvider = Callable[[str], Any]
+
+
+@dataclass
+class Worker:
+    """One device: its batcher (thread + model), scene cache for renders, and readiness."""
+
+    name: str
+    device: str
+    batcher: Batcher | None = None
+    reconstructor: Any = None
+    scenes: SceneCache | None = None
+    ready: bool = False
+    error: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class WorkerPool:
+    def __init__(
+        self,
+        settings: Settings,
+        store: st.JobStore,
+        files: JobFiles,
+        events: JobEvents,
+        metrics: Metrics,
+        devices: list[str],
+        provider: ReconstructorProvider | None = None,
+    ) -> None:
+        self.settings, self.store, self.files, self.events, self.metrics = (
+            settings,
+            store,
+            files,
+            events,
+            metrics,
+        )
+        self.workers = [Worker(f"worker{i}-{d}", d) for i, d in enumerate(devices)]
+        self._provider = provider or (
+            lambda device: pipeline.load_reconstructor(settings.preset, settings.weights, device)
+        )
+        self.io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="onepass-io")
+        self.queue: BatchQueue | None = None
+        self.max_inflight = (
+            max(1, len(self.workers)) * (settings.max_batch_scenes if settings.batching else 1) + 1
+        )
+        self._inflight: set[asyncio.Task] = set()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._stopping = False
+
+    # ---- life cycle ------------------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """Every worker loaded and warmed up (a pool of zero workers is never ready to reconstruct)."""
+        return bool(self.workers) and all(w.ready for w in self.workers)
+
+    @property
+    def queue_depth(self) -> int:
+        return self.queue.pending if self.queue is not None else 0
+
+    def start(self) -> None:
+        """Load models in the background; the dispatcher starts once every worker is ready."""
+        if self.workers:
+            self._tasks.append(asyncio.get_running_loop().create_task(self._boot(), name="onepass-boot"))
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for t in list(self._inflight):
+            t.cancel()
+        await asyncio.gather(*self._inflight, return_exceptions=True)
+        if self.queue is not None:
+            await self.queue.stop()
+        for w in self.workers:
+            if w.batcher is not None:
+                w.batcher.close()
+        self.io.shutdown(wait=True, cancel_futures=True)
+
+    def wake(self) -> None:
+        """New jobs were queued: claim them now instead of at the next poll."""
+        self._wake.set()
+
+    async def _boot(self) -> None:
+        await asyncio.gather(*(self._load(w) for w in self.workers))
+        loaded = [w for w in self.workers if w.batcher is not None and w.ready]
+        if not loaded:
+            log.error("no worker could load the model; jobs stay queued")
+            return
+        s = self.settings
+        self.queue = BatchQueue(
+            [w.batcher for w in loaded],
+            max_tokens=s.max_batch_tokens,
+            max_scenes=s.max_batch_scenes if s.batching else 1,
+            max_wait_ms=s.max_wait_ms if s.batching else 0.0,
+            on_dispatch=self._on_dispatch,
+        )
+        self.queue.start()
+        self._tasks.append(
+            asyncio.get_running_loop().create_task(self._dispatch_loop(), name="onepass-dispatch")
+        )
+
+    async def _load(self, w: Worker) -> None:
+        def on_batch(n: int, seconds: float) -> None:
+            self.metrics.batch_size.observe(n)
+            self.metrics.forward_seconds.observe(seconds)
+
+        t0 = time.perf_counter()
+        w.batcher = Batcher(w.name, lambda payloads: [], on_batch=on_batch, on_oom=self.metrics.oom.inc)
+        try:
+            w.reconstructor = await w.batcher.call(self._provider, w.device)
+            w.batcher._run_many = pipeline.run_many(w.reconstructor)
+            w.info["load_s"] = round(time.perf_counter() - t0, 3)
+            if self.settings.warmup:
+                t1 = time.perf_counter()
+                w.info.update(await w.batcher.call(pipeline.warmup, w.reconstructor))
+                w.info["warmup_s"] = round(time.perf_counter() - t1, 3)
+            w.scenes = SceneCache(self.settings.scene_cache_size, w.device)
+            w.ready = True
+            log.info("%s ready (%s)", w.name, w.info)
+        except Exception as e:  # noqa: BLE001 - reported by /readyz, the service stays up
+            w.error = f"{type(e).__name__}: {e}"
+            log.exception("%s failed to load the model", w.name)
+
+    # ---- jobs ------------------------------------------------------------------------------------------
+
+    def _publish(self, job_id: str) -> None:
+        self.events.publish(job_id)
+
+    def _on_dispatch(self, job_ids: list[str]) -> None:
+        def mark() -> None:
+            for job_id in job_ids:
+                self.store.set_progress(job_id, stage="reconstructing", progress=0.2)
+                self._publish(job_id)
+
+        self.io.submit(mark)
+
+    async def _io(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.io, fn, *args)
+
+    async def _dispatch_loop(self) -> None:
+        while not self._stopping:
+            room = self.max_inflight - len(self._inflight)
+            claimed = await self._io(self.store.claim, room) if room > 0 else []
+            for job in claimed:
+                self._publish(job.id)
+                task = asyncio.get_running_loop().create_task(self._run_job(job), name=f"job-{job.id}")
+                self._inflight.add(task)
+                task.add_done_callback(self._job_done)
+            if not claimed or len(self._inflight) >= self.max_inflight:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=2.0)  # poll: other processes may queue
+                except TimeoutError:
+                    pass
+
+    def _job_done(self, task: asyncio.Task) -> None:
+        self._inflight.discard(task)
+        self._wake.set()
+
+    async def _run_job(self, job: st.JobRecord) -> None:
+        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+        tmp = None
+        try:
+            rec = self._any_ready().reconstructor
+            inp = await self._io(
+                pipeline.prepare, rec, job.id, self.files.inputs_dir(job.id), job.image_names, job.options
+            )
+            timings["load_s"] = round(time.perf_counter() - t0, 4)
+            if not await self._progress(job.id, "waiting", 0.15):
+                return
+            t1 = time.perf_counter()
+            result: JobResult = await self.queue.submit(inp)
+            del inp
+            timings["forward_s"] = round(result.forward_s, 4)
+            timings["queue_s"] = round(time.perf_counter() - t1 - result.forward_s, 4)
+            timings["batch_size"] = result.batch_size
+            if result.error is not None:
+                await self._fail(job.id, result.error, timings, kind=result.error_kind or "internal")
+                return
+            if not await self._progress(job.id, "writing", 0.7):
+                return
+            t2 = time.perf_counter()
+            tmp = self.files.new_artifacts_tmp(job.id)
+            finished = await self._io(self._write, job, result.reconstruction, tmp)
+            if not finished:
+                return
+            timings["write_s"] = round(time.perf_counter() - t2, 4)
+            timings["total_s"] = round(time.perf_counter() - t0, 4)
+            ok = await self._io(self.store.succeed, job.id, timings)
+            if ok:
+                self.metrics.jobs_finished.labels(st.SUCCEEDED).inc()
+                self.metrics.job_seconds.observe(timings["total_s"])
+        except asyncio.CancelledError:
+            raise  # shutdown: the job stays "running" and is re-queued at the next start
+        except Exception as e:  # noqa: BLE001 - a job's failure must never stop the loop
+            log.exception("job %s failed", job.id)
+            await self._fail(job.id, f"internal error: {type(e).__name__}: {e}", timings)
+        finally:
+            if tmp is not None and tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+            self._publish(job.id)
+
+    def _write(self, job: st.JobRecord, recon: Any, tmp: Any) -> bool:
+        """Write artifacts group by group (progress 0.7 → 0.95), then rename them into place."""
+        outputs = job.options.get("outputs")
+
+        def on_group(name: str, i: int, n: int) -> bool:
+            alive = self.store.set_progress(
+                job.id, stage=f"writing {name}", progress=0.7 + 0.25 * i / max(n, 1)
+            )
+            self._publish(job.id)
+            return alive
+
+        pipeline.write_outputs(recon, tmp, job.image_names, outputs, on_group)
+        if self.store.get_job(job.id) is None or not self.store.set_progress(
+            job.id, stage="publishing", progress=0.97
+        ):
+            return False
+        self.files.publish_artifacts(job.id, tmp)
+        return True
+
+    async def _progress(self, job_id: str, stage: str, progress: float) -> bool:
+        alive = await self._io(lambda: self.store.set_progress(job_id, stage=stage, progress=progress))
+        self._publish(job_id)
+        return alive
+
+    async def _fail(self, job_id: str, error: str, timings: dict[str, float], kind: str = "internal") -> None:
+        if await self._io(lambda: self.store.fail(job_id, error, timings, kind=kind)):
+            self.metrics.jobs_finished.labels(st.FAILED).inc()
+
+    def _any_ready(self) -> Worker:
+        for w in self.workers:
+            if w.ready:
+                return w
+        raise RuntimeError("no ready worker")
+
+    # ---- renders ---------------------------------------------------------------------------------------
+
+    def worker_for_scene(self, job_id: str) -> Worker:
+        """The worker that already holds this scene, else the one with the fewest cached scenes."""
+        ready = [w for w in self.workers if w.ready]
+        if not ready:
+            raise RuntimeError("no ready worker")
+        for w in ready:
+            if w.scenes is not None and job_id in w.scenes:
+                return w
+        return min(ready, key=lambda w: len(w.scenes) if w.scenes is not None else 0)
+
+    def forget_scene(self, job_id: str) -> None:
+        for w in self.workers:
+            if w.scenes is not None:
+                w.scenes.discard(job_id)
+
+    def status(self) -> list[dict[str, Any]]:
+        return [
+            {"name": w.name, "device": w.device, "ready": w.ready, "error": w.error, **w.info}
+            for w in self.workers
+        ]
