@@ -1,0 +1,211 @@
+"""Write a :class:`~models.reconstruct.Reconstruction` to disk in the scene layout plus every export.
+
+::
+
+    OUT/
+      images/<name>           input images at their original size (when given)
+      cameras.json            scene layout (OpenCV, K at the original size) + per frame "anchor",
+                              "anchor_view", "depth_hw", "K_depth" (intrinsics of the depth map)
+      depth/<stem>.npy        float32 z-depth at the model resolution (0 = no depth)
+      depth/<stem>.png        the same, colour-mapped (turbo, 2–98 % range) for people
+      points.ply              confident depth points, coloured
+      splats.ply              3D Gaussians (3DGS PLY)
+      splats.spz              3D Gaussians (Niantic spz)
+      scene.glb               points + camera frusta
+      colmap/sparse/0/        cameras/images/points3D (PINHOLE, binary)
+      report.json             the reconstruction report and the list of files
+
+Each file is written atomically; ``report.json`` comes last. The exporters are the renderer's
+(``renderer.io``); this module only chooses what goes in.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from models.reconstruct import NonFiniteOutputError, Reconstruction
+from renderer.io.scene_layout import Frame, atomic_write_bytes, write_cameras, write_depth, write_image
+
+#: Every output name, in writing order.
+OUTPUT_NAMES = ("images", "cameras", "depth", "points", "splats_ply", "splats_spz", "glb", "colmap", "report")
+
+#: Cap on exported points (random, seeded subsample): keeps PLY/GLB/COLMAP files reasonable.
+MAX_POINTS = 200_000
+#: Share of the lowest-confidence valid depth pixels left out of the point exports.
+POINT_DROP_FRACTION = 0.2
+
+
+def select_points(
+    recon: Reconstruction, *, max_points: int = MAX_POINTS, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Confident, finite world points and their uint8 colours: ``[N, 3]`` float32, ``[N, 3]`` uint8."""
+    pts = recon.world_points.reshape(-1, 3)
+    conf = recon.points_conf.reshape(-1)
+    keep = (
+        recon.valid.reshape(-1) & np.isfinite(pts).all(-1) & np.isfinite(conf) & (recon.depth.reshape(-1) > 0)
+    )
+    if keep.any() and POINT_DROP_FRACTION > 0:
+        keep &= conf >= np.quantile(conf[keep], POINT_DROP_FRACTION)
+    idx = np.flatnonzero(keep)
+    if idx.size > max_points:
+        idx = np.sort(np.random.default_rng(seed).choice(idx, max_points, replace=False))
+    colors = np.clip(recon.colors.reshape(-1, 3)[idx] * 255 + 0.5, 0, 255).astype(np.uint8)
+    return pts[idx].astype(np.float32), colors
+
+
+def depth_png_bytes(depth: np.ndarray, valid: np.ndarray) -> bytes:
+    """``[h, w]`` depth → PNG bytes, turbo colour map over the 2–98 % range of valid depths; invalid black."""
+    from matplotlib import colormaps
+
+    ok = valid & np.isfinite(depth) & (depth > 0)
+    rgb = np.zeros(depth.shape + (3,), dtype=np.uint8)
+    if ok.any():
+        lo, hi = np.percentile(depth[ok], [2, 98])
+        norm = np.clip((depth - lo) / max(hi - lo, 1e-12), 0, 1)
+        mapped = (colormaps["turbo"](norm)[..., :3] * 255 + 0.5).astype(np.uint8)
+        rgb[ok] = mapped[ok]
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _check(recon: Reconstruction, image_names: list[str], images: list[np.ndarray] | None) -> None:
+    S = recon.num_views
+    if len(image_names) != S:
+        raise ValueError(f"image_names has {len(image_names)} names for {S} views")
+    stems = [Path(n).stem for n in image_names]
+    if len(set(stems)) != S:
+        raise ValueError("image_names must have distinct stems (depth maps are named by stem)")
+    if images is not None and len(images) != S:
+        raise ValueError(f"images has {len(images)} arrays for {S} views")
+    for name, arr in (("world_to_camera", recon.world_to_camera), ("K", recon.K)):
+        if not np.isfinite(arr).all():
+            raise NonFiniteOutputError(f"reconstruction has non-finite {name}; refusing to write it")
+
+
+def write_reconstruction(
+    recon: Reconstruction,
+    out_dir: str | os.PathLike,
+    image_names: list[str],
+    outputs: list[str] | tuple[str, ...] | None = None,
+    *,
+    images: list[np.ndarray] | None = None,
+) -> dict[str, Path]:
+    """Write the chosen outputs (default: all) and return ``{output name: path}``.
+
+    Args:
+        recon: the reconstruction.
+        out_dir: folder (created).
+        image_names: one file name per view (``images/<name>``, stems name the depth maps).
+        outputs: subset of :data:`OUTPUT_NAMES`; ``"images"`` needs ``images``.
+        images: the original ``[H, W, 3]`` uint8 images, to complete the scene layout.
+
+    Raises:
+        ValueError: unknown output names or inconsistent arguments.
+        NonFiniteOutputError: the reconstruction holds non-finite cameras (nothing is written).
+    """
+    wanted = list(OUTPUT_NAMES if outputs is None else outputs)
+    unknown = sorted(set(wanted) - set(OUTPUT_NAMES))
+    if unknown:
+        raise ValueError(f"outputs: unknown names {unknown}; choose from {list(OUTPUT_NAMES)}")
+    if images is None and outputs is None:
+        wanted.remove("images")
+    elif images is None and "images" in wanted:
+        raise ValueError("outputs: 'images' requested but no images were given")
+    _check(recon, image_names, images)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    anchors = set(recon.anchors)
+    frames = [
+        Frame(
+            image=name,
+            width=int(hw[1]),
+            height=int(hw[0]),
+            K=recon.K[i],
+            world_to_camera=recon.world_to_camera[i],
+            extra={
+                "anchor": i in anchors,
+                "anchor_view": int(recon.assignment[i]),
+                "depth_hw": [int(recon.depth.shape[1]), int(recon.depth.shape[2])],
+                "K_depth": np.asarray(recon.K_model[i], dtype=np.float64).tolist(),
+            },
+        )
+        for i, (name, hw) in enumerate(zip(image_names, recon.image_hw, strict=True))
+    ]
+    points = colors = None
+    if {"points", "glb", "colmap"} & set(wanted):
+        points, colors = select_points(recon)
+
+    for name in wanted:
+        if name == "images":
+            for fname, img in zip(image_names, images, strict=True):
+                write_image(out, fname, img)
+            written["images"] = out / "images"
+        elif name == "cameras":
+            written["cameras"] = write_cameras(
+                out,
+                frames,
+                source="onepass reconstruct",
+                preset=recon.report.get("preset"),
+                anchors=recon.anchors,
+            )
+        elif name == "depth":
+            for i, fname in enumerate(image_names):
+                stem = Path(fname).stem
+                write_depth(out, stem, recon.depth[i])
+                atomic_write_bytes(
+                    out / "depth" / f"{stem}.png", depth_png_bytes(recon.depth[i], recon.valid[i])
+                )
+            written["depth"] = out / "depth"
+        elif name == "points":
+            from renderer.io.pointcloud import point_ply_bytes
+
+            written["points"] = out / "points.ply"
+            atomic_write_bytes(written["points"], point_ply_bytes(points, colors))
+        elif name == "splats_ply":
+            from renderer.io.splat_ply import save_splat_ply
+
+            written["splats_ply"] = out / "splats.ply"
+            save_splat_ply(recon.gaussians, written["splats_ply"])
+        elif name == "splats_spz":
+            from renderer.io.web_formats import spz_bytes
+
+            written["splats_spz"] = out / "splats.spz"
+            atomic_write_bytes(written["splats_spz"], spz_bytes(recon.gaussians))
+        elif name == "glb":
+            from renderer.io.glb import scene_glb_bytes
+
+            written["glb"] = out / "scene.glb"
+            glb = scene_glb_bytes(
+                points, colors, recon.world_to_camera, recon.K, [tuple(hw) for hw in recon.image_hw]
+            )
+            atomic_write_bytes(written["glb"], glb)
+        elif name == "colmap":
+            from renderer.io.colmap import write_colmap_model
+
+            written["colmap"] = out / "colmap" / "sparse" / "0"
+            written["colmap"].mkdir(parents=True, exist_ok=True)
+            write_colmap_model(written["colmap"], frames, points, colors, binary=True, text=False)
+        elif name == "report":
+            written["report"] = out / "report.json"
+            doc = dict(recon.report)
+            doc["files"] = {k: str(v.relative_to(out)) for k, v in written.items()}
+            atomic_write_bytes(written["report"], json.dumps(doc, indent=1, default=_json_default).encode())
+    return written
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.integer, np.floating)):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -1,0 +1,401 @@
+"""Images in, a :class:`Reconstruction` out: preprocessing, one forward pass, cameras, depth, Gaussians.
+
+:class:`Reconstructor` holds one loaded network. ``reconstruct`` handles one scene; ``reconstruct_batch`` runs
+scenes with the same view count, model-input size and anchor budget in one forward pass (the service's
+batcher uses it). Outputs are numpy arrays (plus a :class:`~renderer.types.Gaussians` on the CPU):
+
+* cameras per input view, ``world_to_camera`` (OpenCV) and ``K`` at the view's *original* image size,
+  converted from VGGT's integer-index intrinsics with ``renderer.conventions.vggt_intrinsics_to_opencv``;
+* depth, confidence, colours and world points at the model-input resolution (points from depth + camera,
+  the more accurate of VGGT's two point estimates);
+* Gaussians from the anchor views (Gaussian head, or the training-free path).
+
+Caller-given ``intrinsics`` replace the predicted ones; caller-given ``poses`` pick the anchors, replace the
+predicted cameras, and scale depth by the Sim(3) fit of predicted to given camera centres, so every output is
+in the caller's frame and units. Non-finite network outputs raise :class:`NonFiniteOutputError`.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from models.align import align_cameras
+from models.build import DEFAULT_TINY_WEIGHTS, load_model
+from models.gaussians import GaussianOptions, pixel_gaussians
+from models.preprocess import ImageTransform, preprocess_images
+from models.vggt import VGGT, InferenceOutput
+from renderer.conventions import (
+    camera_centers,
+    pose_encoding_to_extrinsics_intrinsics,
+    unproject_depth,
+    vggt_intrinsics_to_opencv,
+)
+from renderer.types import Gaussians
+
+#: predicted fields of view are clamped to this range (radians) so intrinsics stay finite
+MIN_FOV, MAX_FOV = 0.01, 3.1
+
+
+class NonFiniteOutputError(RuntimeError):
+    """The network produced NaN/Inf where a value is required; nothing may be written as a result."""
+
+
+@dataclass
+class ReconstructionInput:
+    """One scene for :meth:`Reconstructor.reconstruct_batch` (same meaning as ``reconstruct``'s arguments)."""
+
+    images: list[np.ndarray] | Tensor
+    intrinsics: np.ndarray | Tensor | None = None
+    poses: np.ndarray | Tensor | None = None
+    max_anchors: int = 8
+
+
+@dataclass
+class Reconstruction:
+    """One reconstructed scene (``S`` views; maps at the model-input resolution ``h×w``).
+
+    Attributes:
+        world_to_camera: ``[S, 4, 4]`` float64, OpenCV axes.
+        K: ``[S, 3, 3]`` float64 at each input image's original size (pixel centres at +0.5).
+        image_hw: original ``(H, W)`` per view.
+        depth: ``[S, h, w]`` float32 z-depth; ``depth_conf`` ``[S, h, w]`` (> 1; 0 on padding).
+        world_points: ``[S, h, w, 3]`` float32 from depth + camera; ``points_conf`` ``[S, h, w]``.
+        colors: ``[S, h, w, 3]`` float32 in [0, 1], the model-input RGB.
+        valid: ``[S, h, w]`` bool, False on padding added for mixed image sizes.
+        K_model: ``[S, 3, 3]`` float64 intrinsics of the ``h×w`` maps.
+        gaussians: from the anchor views.
+        anchors: anchor view indices (view 0 first); ``assignment``: anchor index each view belongs to.
+        report: timings, device, peak memory, anchors, compression mode, warnings …
+    """
+
+    world_to_camera: np.ndarray
+    K: np.ndarray
+    image_hw: list[tuple[int, int]]
+    depth: np.ndarray
+    depth_conf: np.ndarray
+    world_points: np.ndarray
+    points_conf: np.ndarray
+    colors: np.ndarray
+    valid: np.ndarray
+    K_model: np.ndarray
+    gaussians: Gaussians
+    anchors: list[int]
+    assignment: list[int]
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_views(self) -> int:
+        return int(self.world_to_camera.shape[0])
+
+
+def _as_tensor(x: np.ndarray | Tensor, name: str) -> Tensor:
+    if isinstance(x, Tensor):
+        return x.detach().cpu().double()
+    if isinstance(x, (np.ndarray, list, tuple)):
+        try:
+            return torch.as_tensor(np.asarray(x, dtype=np.float64))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{name} must be numeric, got {type(x).__name__} ({e})") from e
+    raise TypeError(f"{name} must be a numpy array or tensor, got {type(x).__name__}")
+
+
+def check_intrinsics(K: np.ndarray | Tensor, num_views: int) -> Tensor:
+    """``[3, 3]`` (shared) or ``[S, 3, 3]`` → ``[S, 3, 3]`` float64; finite, positive focal lengths."""
+    t = _as_tensor(K, "intrinsics")
+    if t.shape == (3, 3):
+        t = t.expand(num_views, 3, 3).clone()
+    if t.shape != (num_views, 3, 3):
+        raise ValueError(f"intrinsics must be [3, 3] or [{num_views}, 3, 3], got {list(t.shape)}")
+    if not torch.isfinite(t).all():
+        raise ValueError("intrinsics contain NaN or Inf")
+    if (t[:, 0, 0] <= 0).any() or (t[:, 1, 1] <= 0).any():
+        raise ValueError("intrinsics must have positive focal lengths K[0,0] and K[1,1]")
+    return t
+
+
+def check_poses(poses: np.ndarray | Tensor, num_views: int) -> Tensor:
+    """``[S, 4, 4]`` world→camera, finite, with proper rotations (RᵀR = I, det R = +1 within 1e-3)."""
+    t = _as_tensor(poses, "poses")
+    if t.shape == (num_views, 3, 4):
+        t = torch.cat([t, torch.tensor([[[0.0, 0, 0, 1]]], dtype=t.dtype).expand(num_views, 1, 4)], 1)
+    if t.shape != (num_views, 4, 4):
+        raise ValueError(
+            f"poses must be [{num_views}, 4, 4] (or [{num_views}, 3, 4]) world_to_camera, got {list(t.shape)}"
+        )
+    if not torch.isfinite(t).all():
+        raise ValueError("poses contain NaN or Inf")
+    R = t[:, :3, :3]
+    ortho = (R.transpose(1, 2) @ R - torch.eye(3, dtype=t.dtype)).abs().amax(dim=(1, 2))
+    bad = torch.nonzero((ortho > 1e-3) | ((torch.linalg.det(R) - 1).abs() > 1e-3)).flatten().tolist()
+    if bad:
+        raise ValueError(f"poses: views {bad[:10]} do not have a proper rotation in world_to_camera[:3, :3]")
+    return t
+
+
+def _rss_peak_bytes() -> int:
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
+
+
+class Reconstructor:
+    """A loaded network plus everything around it (see module doc).
+
+    Args:
+        preset: ``"tiny"`` or ``"vggt-1b"``.
+        weights: checkpoint path, or ``None`` (see :func:`models.build.load_model`).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        chunk: views per patch-embed / registration / head call.
+        gaussian_options: dropping / scale knobs for Gaussians.
+        model: an already loaded network to use instead of loading one (tests, services sharing a model).
+    """
+
+    def __init__(
+        self,
+        preset: str = "tiny",
+        weights: str | None = None,
+        device: str = "auto",
+        *,
+        chunk: int = 8,
+        gaussian_options: GaussianOptions | None = None,
+        model: VGGT | None = None,
+    ) -> None:
+        t0 = time.perf_counter()
+        self.model = model if model is not None else load_model(preset, weights, device)
+        self.load_seconds = time.perf_counter() - t0
+        self.cfg = self.model.cfg
+        self.device = next(self.model.parameters()).device
+        self.chunk = chunk
+        self.gaussian_options = gaussian_options or GaussianOptions()
+
+    # -------------------------------------------------------------------------------------------- API
+    def reconstruct(
+        self,
+        images: list[np.ndarray] | Tensor,
+        intrinsics: np.ndarray | Tensor | None = None,
+        poses: np.ndarray | Tensor | None = None,
+        max_anchors: int = 8,
+    ) -> Reconstruction:
+        """Reconstruct one scene.
+
+        Args:
+            images: list of ``[H, W, 3]`` uint8 arrays (any sizes) or a float ``[S, 3, H, W]`` in [0, 1].
+            intrinsics: optional ``[3, 3]`` or ``[S, 3, 3]`` in pixels of the original images.
+            poses: optional ``[S, 4, 4]`` world→camera (OpenCV axes) in the caller's frame.
+            max_anchors: ZPressor anchor budget ``N``.
+        """
+        return self.reconstruct_batch([ReconstructionInput(images, intrinsics, poses, max_anchors)])[0]
+
+    def reconstruct_batch(self, inputs: list[ReconstructionInput]) -> list[Reconstruction]:
+        """Reconstruct several scenes; those with equal view count, input size and anchor budget share one
+        forward pass. Results come back in input order."""
+        if not isinstance(inputs, (list, tuple)) or not inputs:
+            raise ValueError("inputs must be a non-empty list of ReconstructionInput")
+        prepared = [self._prepare(i, item) for i, item in enumerate(inputs)]
+        groups: dict[tuple, list[int]] = {}
+        for i, p in enumerate(prepared):
+            key = (tuple(p["images"].shape), p["max_anchors"])
+            groups.setdefault(key, []).append(i)
+        results: list[Reconstruction | None] = [None] * len(inputs)
+        for idx in groups.values():
+            t0 = time.perf_counter()
+            if self.device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(self.device)
+            batch = torch.stack([prepared[i]["images"] for i in idx]).to(self.device)
+            anchor_points = [
+                None if prepared[i]["poses"] is None else camera_centers(prepared[i]["poses"]).float()
+                for i in idx
+            ]
+            with torch.inference_mode():
+                out = self.model.infer(
+                    batch,
+                    max_anchors=prepared[idx[0]]["max_anchors"],
+                    anchor_points=anchor_points,
+                    chunk=self.chunk,
+                    points=False,
+                    gaussians=True,
+                )
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            t_infer = time.perf_counter() - t0
+            for b, i in enumerate(idx):
+                results[i] = self._finish(prepared[i], out, b, batch[b], t_infer, len(idx))
+        return results  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------------------------- internals
+    def _prepare(self, i: int, item: ReconstructionInput) -> dict[str, Any]:
+        if not isinstance(item, ReconstructionInput):
+            raise TypeError(f"inputs[{i}] must be a ReconstructionInput, got {type(item).__name__}")
+        if not isinstance(item.max_anchors, int) or item.max_anchors < 1:
+            raise ValueError(f"max_anchors must be an integer >= 1, got {item.max_anchors!r}")
+        t0 = time.perf_counter()
+        images, transforms = preprocess_images(
+            item.images, target_width=self.cfg.input_width, patch=self.cfg.patch_size
+        )
+        S = images.shape[0]
+        K = None if item.intrinsics is None else check_intrinsics(item.intrinsics, S)
+        poses = None if item.poses is None else check_poses(item.poses, S)
+        return {
+            "images": images,
+            "transforms": transforms,
+            "intrinsics": K,
+            "poses": poses,
+            "max_anchors": item.max_anchors,
+            "t_preprocess": time.perf_counter() - t0,
+        }
+
+    def _finish(
+        self,
+        prep: dict[str, Any],
+        out: InferenceOutput,
+        b: int,
+        images: Tensor,
+        t_infer: float,
+        batch_size: int,
+    ) -> Reconstruction:
+        t0 = time.perf_counter()
+        transforms: list[ImageTransform] = prep["transforms"]
+        S, _, H, W = images.shape
+        valid = torch.from_numpy(np.stack([t.valid_mask() for t in transforms]))
+        pose_enc = out.pose_enc[b].double().cpu()
+        depth = out.depth[b].float().cpu()
+        conf = out.depth_conf[b].float().cpu()
+        self._check_finite(pose_enc, depth, conf, valid, out, b)
+
+        warnings: list[str] = []
+        fov = pose_enc[:, 7:9]
+        clamped = ((fov < MIN_FOV) | (fov > MAX_FOV)).any(-1).nonzero().flatten().tolist()
+        if clamped:
+            warnings.append(
+                f"camera field of view outside [{MIN_FOV}, {MAX_FOV}] rad clamped for views {clamped[:10]}"
+            )
+            pose_enc = torch.cat([pose_enc[:, :7], fov.clamp(MIN_FOV, MAX_FOV)], -1)
+        w2c, K_vggt = pose_encoding_to_extrinsics_intrinsics(pose_enc, (H, W))
+        K_model = vggt_intrinsics_to_opencv(K_vggt)
+        intrinsics_source = "predicted"
+        if prep["intrinsics"] is not None:
+            K_model = torch.stack(
+                [t.K_to_model(k) for t, k in zip(transforms, prep["intrinsics"], strict=True)]
+            )
+            intrinsics_source = "given"
+        poses_info: dict[str, Any] = {"source": "predicted"}
+        if prep["poses"] is not None:
+            alignment = align_cameras(w2c, prep["poses"])
+            depth = depth * alignment.scale
+            w2c = prep["poses"].clone()
+            poses_info = {"source": "given", "alignment": alignment.to_dict()}
+            if alignment.method != "sim3":
+                warnings.append(f"poses: {S} view(s) only fix the alignment partially ({alignment.method})")
+
+        depth = torch.where(valid, depth, torch.zeros(()))
+        conf = torch.where(valid, conf, torch.zeros(()))
+        points = unproject_depth(depth.double(), K_model, w2c).float()
+        colors = images.permute(0, 2, 3, 1).float().cpu()
+
+        anchors = out.anchors[b].cpu()
+        raw = None if out.gaussian_raw is None else out.gaussian_raw[b].float().cpu()
+        gaussians = pixel_gaussians(
+            depth[anchors],
+            conf[anchors],
+            colors[anchors],
+            K_model[anchors],
+            w2c[anchors],
+            valid[anchors],
+            raw,
+            sh_degree=self.cfg.gaussian_head.sh_degree if raw is not None else 0,
+            options=self.gaussian_options,
+        )
+        K_orig = torch.stack([t.K_to_original(k) for t, k in zip(transforms, K_model, strict=True)])
+        if prep["intrinsics"] is not None:
+            K_orig = prep["intrinsics"].clone()
+
+        info = getattr(self.model, "weights_info", {"source": "unknown"})
+        if info.get("source") == "random":
+            warnings.append(
+                f"weights: preset '{self.cfg.name}' uses seeded random weights (no trained file at "
+                f"{DEFAULT_TINY_WEIGHTS}); outputs show the plumbing, not a meaningful reconstruction"
+            )
+        if len({t.content_hw for t in transforms}) > 1:
+            warnings.append("images have different sizes after resizing: padded with white to a common size")
+        compression_note = {
+            "none": f"{S} views <= max_anchors={prep['max_anchors']}: every view is an anchor",
+            "zpressor": "ZPressor fusion of support views into anchors; support views registered to them",
+            "identity": "checkpoint has no ZPressor weights: identity compression (anchors + registration)",
+        }[out.compression]
+        timings = {
+            "load_model": round(self.load_seconds, 4),
+            "preprocess": round(prep["t_preprocess"], 4),
+            "inference": round(t_infer, 4),
+            "postprocess": round(time.perf_counter() - t0, 4),
+        }
+        if self.device.type == "cuda":
+            peak = {"kind": "cuda_max_allocated", "bytes": int(torch.cuda.max_memory_allocated(self.device))}
+        else:
+            peak = {"kind": "process_peak_rss", "bytes": _rss_peak_bytes()}
+        report = {
+            "preset": self.cfg.name,
+            "weights": {
+                k: v
+                for k, v in info.items()
+                if k in ("source", "path", "seed", "format", "unused_parameters")
+            },
+            "device": str(self.device),
+            "views": S,
+            "model_hw": [H, W],
+            "batch_size": batch_size,
+            "anchors": anchors.tolist(),
+            "max_anchors": prep["max_anchors"],
+            "compression": out.compression,
+            "compression_note": compression_note,
+            "intrinsics": intrinsics_source,
+            "poses": poses_info,
+            "points_source": "depth+camera",
+            "gaussians": {
+                "source": "gaussian_head"
+                if raw is not None
+                else "training-free (depth + colour + confidence)",
+                "count": len(gaussians),
+                "from_views": anchors.tolist(),
+            },
+            "timings_s": timings,
+            "peak_memory": peak,
+            "warnings": warnings,
+        }
+        return Reconstruction(
+            world_to_camera=w2c.numpy(),
+            K=K_orig.numpy(),
+            image_hw=[t.original_hw for t in transforms],
+            depth=depth.numpy(),
+            depth_conf=conf.numpy(),
+            world_points=points.numpy(),
+            points_conf=conf.numpy().copy(),
+            colors=colors.numpy(),
+            valid=valid.numpy(),
+            K_model=K_model.numpy(),
+            gaussians=gaussians,
+            anchors=anchors.tolist(),
+            assignment=[int(anchors[j]) for j in out.labels[b].cpu().tolist()],
+            report=report,
+        )
+
+    @staticmethod
+    def _check_finite(
+        pose_enc: Tensor, depth: Tensor, conf: Tensor, valid: Tensor, out: InferenceOutput, b: int
+    ) -> None:
+        problems = []
+        bad_pose = (~torch.isfinite(pose_enc).all(-1)).nonzero().flatten().tolist()
+        if bad_pose:
+            problems.append(f"camera of views {bad_pose[:10]}")
+        for name, t in (("depth", depth), ("depth confidence", conf)):
+            bad = (~torch.isfinite(t) & valid).flatten(1).any(1).nonzero().flatten().tolist()
+            if bad:
+                problems.append(f"{name} of views {bad[:10]}")
+        if out.gaussian_raw is not None and not torch.isfinite(out.gaussian_raw[b]).all():
+            problems.append("Gaussian-head output of the anchors")
+        if problems:
+            raise NonFiniteOutputError("network produced non-finite values: " + "; ".join(problems))

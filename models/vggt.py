@@ -1,0 +1,280 @@
+"""The VGGT network: aggregator + heads, with ZPressor compression and registration for many views.
+
+Two entry points share every weight:
+
+* :meth:`VGGT.forward` — the reference model: all views attend to all views; returns VGGT.forward's keys
+  (``pose_enc``, ``pose_enc_list``, ``depth``, ``depth_conf``, ``world_points``, ``world_points_conf``,
+  ``images``; plus ``gaussians`` when the config has a Gaussian head). Used for parity and training.
+* :meth:`VGGT.infer` — the efficient path for reconstruction. With ``S ≤ max_anchors`` it computes exactly
+  what ``forward`` computes. With more views it picks ``N = max_anchors`` anchors (``models.zpressor``), fuses
+  each anchor with its support views (when the checkpoint has ZPressor weights; otherwise "identity"
+  compression), runs the trunk on the anchors, and then a **registration pass**: support views, ``chunk`` at
+  a time, run the same blocks with global attention whose keys/values are the anchors' recorded tokens, so
+  every input view gets a camera and depth at a cost linear in the number of views, while anchor outputs do
+  not depend on the support views except through the fusion. Gaussians come from the anchors only.
+
+On CUDA the patch embed and trunk run under bf16 (fp16 where bf16 is unsupported) autocast; the heads
+always run in float32. Shapes: ``B`` batch, ``S`` views, ``N`` anchors, ``H×W`` pixels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from models.aggregator import Aggregator, TrunkOutput
+from models.config import ModelConfig
+from models.heads.camera_head import CameraHead
+from models.heads.dpt_head import DPTHead
+from models.heads.gaussian_head import GaussianHead
+from models.heads.head_act import activate_depth, activate_points
+from models.heads.track_head import TrackHeadWeights
+from models.zpressor import (
+    ZPressor,
+    assign_to_anchors,
+    cluster_table,
+    farthest_point_anchors,
+    support_views,
+    view_descriptors,
+)
+
+
+@dataclass
+class InferenceOutput:
+    """Result of :meth:`VGGT.infer` (activated; model-input resolution ``H×W``).
+
+    Attributes:
+        pose_enc: ``[B, S, 9]`` VGGT ``absT_quaR_FoV`` per input view.
+        depth: ``[B, S, H, W]`` z-depth; ``depth_conf`` ``[B, S, H, W]`` (> 1).
+        world_points: ``[B, S, H, W, 3]`` point-head output (``None`` when not requested / no head);
+            ``world_points_conf`` likewise ``[B, S, H, W]``.
+        gaussian_raw: ``[B, N, H, W, G]`` Gaussian-head output for the anchors, or ``None``.
+        anchors: ``[B, N]`` anchor views (ascending; view 0 first).
+        labels: ``[B, S]`` anchor slot each view is assigned to.
+        compression: ``"none"`` (all views are anchors), ``"zpressor"`` (fusion blocks ran) or
+            ``"identity"`` (anchors + registration without fusion weights).
+    """
+
+    pose_enc: Tensor
+    depth: Tensor
+    depth_conf: Tensor
+    world_points: Tensor | None
+    world_points_conf: Tensor | None
+    gaussian_raw: Tensor | None
+    anchors: Tensor
+    labels: Tensor
+    compression: str
+
+
+class VGGT(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        dim2 = 2 * cfg.embed_dim
+        p = cfg.patch_size
+        # names fixed by the VGGT-1B checkpoint (strict load): do not rename
+        self.aggregator = Aggregator(cfg)
+        self.camera_head = CameraHead(dim2, cfg.camera_head)
+        self.point_head = DPTHead(dim2, cfg.point_head, 4, patch_size=p) if cfg.point_head else None
+        self.depth_head = DPTHead(dim2, cfg.depth_head, 2, patch_size=p) if cfg.depth_head else None
+        self.track_head = TrackHeadWeights(dim2, p) if cfg.track_head else None
+        # onepass additions (absent from VGGT-1B)
+        self.gaussian_head = (
+            GaussianHead(dim2, cfg.gaussian_head, patch_size=p) if cfg.gaussian_head else None
+        )
+        self.zpressor = ZPressor(cfg.embed_dim, cfg.zpressor) if cfg.zpressor else None
+        #: autocast the trunk on CUDA (heads stay float32)
+        self.amp = True
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def _amp(self, device: torch.device):
+        if device.type == "cuda" and self.amp:
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return torch.autocast("cuda", dtype=dtype)
+        return contextlib.nullcontext()
+
+    @staticmethod
+    def _fp32(device: torch.device):
+        if device.type == "cuda":
+            return torch.autocast("cuda", enabled=False)
+        return contextlib.nullcontext()
+
+    def _check_images(self, images: Tensor) -> Tensor:
+        if not isinstance(images, Tensor):
+            raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
+        if images.dim() == 4:
+            images = images[None]
+        if images.dim() != 5 or images.shape[2] != 3:
+            raise ValueError(f"images must be [S, 3, H, W] or [B, S, 3, H, W], got {list(images.shape)}")
+        if not images.is_floating_point():
+            raise TypeError(f"images must be a float tensor in [0, 1], got dtype {images.dtype}")
+        H, W = images.shape[-2:]
+        p = self.cfg.patch_size
+        if H % p or W % p:
+            raise ValueError(f"image size {H}x{W} must be a multiple of the patch size {p}")
+        return images
+
+    def _dense_heads(
+        self, trunk: TrunkOutput, image_hw: tuple[int, int], *, points: bool, gaussians: bool
+    ) -> dict[str, Tensor]:
+        """Run the dense heads (float32) on one trunk output → activated maps ``[B, S, H, W, ...]``."""
+        layers = [trunk.layers[i].float() for i in self.cfg.trunk.out_layers]
+        out: dict[str, Tensor] = {}
+        with self._fp32(layers[0].device):
+            if self.depth_head is not None:
+                out["depth"], out["depth_conf"] = activate_depth(
+                    self.depth_head(layers, image_hw, trunk.patch_start)
+                )
+            if points and self.point_head is not None:
+                raw = self.point_head(layers, image_hw, trunk.patch_start)
+                out["world_points"], out["world_points_conf"] = activate_points(raw)
+            if gaussians and self.gaussian_head is not None:
+                out["gaussians"] = self.gaussian_head(layers, image_hw, trunk.patch_start)
+        return out
+
+    def _camera_tokens(self, trunk: TrunkOutput) -> Tensor:
+        return trunk.layers[self.cfg.trunk.depth - 1][:, :, 0].float()  # [B, S, 2C]
+
+    # ------------------------------------------------------------------------------------------ forward
+    def forward(self, images: Tensor, query_points: Tensor | None = None) -> dict[str, Tensor | list[Tensor]]:
+        """Reference forward: all views attend to all views.
+
+        Args:
+            images: ``[S, 3, H, W]`` or ``[B, S, 3, H, W]`` in [0, 1]; ``H, W`` multiples of the patch size.
+            query_points: not supported (onepass does not run the track head).
+
+        Returns:
+            ``pose_enc [B, S, 9]``, ``pose_enc_list`` (one per refinement step), ``depth [B, S, H, W, 1]``,
+            ``depth_conf [B, S, H, W]``, ``world_points [B, S, H, W, 3]``, ``world_points_conf [B, S, H, W]``,
+            ``images`` (the input, when not training), and ``gaussians [B, S, H, W, G]`` (raw Gaussian-head
+            output, see ``models.gaussians``) when the config has a Gaussian head.
+        """
+        if query_points is not None:
+            raise ValueError(
+                "query_points: point tracking is not implemented (track-head weights are loaded, unused)"
+            )
+        images = self._check_images(images)
+        with self._amp(images.device):
+            trunk = self.aggregator(images)
+        out: dict[str, Tensor | list[Tensor]] = {}
+        with self._fp32(images.device):
+            pose_list = self.camera_head(self._camera_tokens(trunk))
+        out["pose_enc"], out["pose_enc_list"] = pose_list[-1], pose_list
+        out.update(self._dense_heads(trunk, tuple(images.shape[-2:]), points=True, gaussians=True))
+        if not self.training:
+            out["images"] = images
+        return out
+
+    # -------------------------------------------------------------------------------------------- infer
+    def select_anchors(
+        self, patch_tokens: Tensor, max_anchors: int, anchor_points: list[Tensor | None] | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Anchors ``[B, N]`` and view→anchor-slot labels ``[B, S]``.
+
+        Per batch element: farthest point sampling from view 0 on ``anchor_points[b]`` (camera centres
+        ``[S, 3]``) when given, else on :func:`~models.zpressor.view_descriptors` of the patch tokens.
+        """
+        B, S = patch_tokens.shape[:2]
+        N = min(S, max_anchors)
+        if N == S:
+            ar = torch.arange(S, device=patch_tokens.device)
+            return ar.expand(B, S).clone(), ar.expand(B, S).clone()
+        desc = view_descriptors(patch_tokens)
+        anchors, labels = [], []
+        for b in range(B):
+            given = None if anchor_points is None else anchor_points[b]
+            pts = (desc[b] if given is None else given.to(desc.device).double())[None]
+            a = farthest_point_anchors(pts, N)
+            anchors.append(a[0])
+            labels.append(assign_to_anchors(pts, a)[0])
+        return torch.stack(anchors), torch.stack(labels)
+
+    def infer(
+        self,
+        images: Tensor,
+        *,
+        max_anchors: int = 8,
+        anchor_points: list[Tensor | None] | None = None,
+        chunk: int = 8,
+        points: bool = True,
+        gaussians: bool = True,
+    ) -> InferenceOutput:
+        """Efficient inference with anchors, ZPressor fusion and the registration pass (see module doc).
+
+        Args:
+            images: ``[S, 3, H, W]`` or ``[B, S, 3, H, W]`` in [0, 1].
+            max_anchors: ``N``; with ``S ≤ N`` every view is an anchor (same result as :meth:`forward`).
+            anchor_points: per batch element camera centres ``[S, 3]`` (or ``None``) for anchor selection.
+            chunk: views per patch-embed / registration / head call (bounds memory).
+            points: also run the point head; gaussians: also run the Gaussian head on the anchors.
+        """
+        images = self._check_images(images)
+        if max_anchors < 1:
+            raise ValueError(f"max_anchors must be >= 1, got {max_anchors}")
+        if chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {chunk}")
+        B, S, _, H, W = images.shape
+        hw = (H // self.cfg.patch_size, W // self.cfg.patch_size)
+        dev = images.device
+        with self._amp(dev):
+            tokens = self.aggregator.embed(images, chunk=chunk)  # [B, S, h·w, C]
+        anchors, labels = self.select_anchors(tokens, max_anchors, anchor_points)
+        N = anchors.shape[1]
+        supports = support_views(anchors, S)  # [B, S − N]
+        b_idx = torch.arange(B, device=dev)[:, None]
+        anchor_tokens = tokens[b_idx, anchors]
+        support_tokens = tokens[b_idx, supports]
+        mode = "none"
+        if supports.shape[1] > 0:
+            mode = "identity"
+            if self.zpressor is not None:
+                mode = "zpressor"
+                index, mask = cluster_table(labels, supports, N)
+                with self._amp(dev):
+                    anchor_tokens = self.zpressor(anchor_tokens, support_tokens, index, mask)
+
+        # anchors: trunk (recording the global blocks' keys/values when there are supports to register)
+        with self._amp(dev):
+            trunk = self.aggregator.run(anchor_tokens, hw, record_context=supports.shape[1] > 0)
+        anchor_maps = self._dense_heads(trunk, (H, W), points=points, gaussians=gaussians)
+        cam_tokens = torch.empty(B, S, 2 * self.cfg.embed_dim, device=dev)
+        cam_tokens[b_idx, anchors] = self._camera_tokens(trunk)
+        context = trunk.context
+        del trunk
+
+        maps: dict[str, Tensor] = {}
+        for name, value in anchor_maps.items():
+            if name == "gaussians":
+                continue
+            maps[name] = torch.empty((B, S) + value.shape[2:], dtype=value.dtype, device=dev)
+            maps[name][b_idx, anchors] = value
+
+        # registration pass: support views attend to the anchors' recorded keys/values only
+        for i in range(0, supports.shape[1], chunk):
+            views = supports[:, i : i + chunk]
+            with self._amp(dev):
+                reg = self.aggregator.run(
+                    support_tokens[:, i : i + chunk], hw, has_reference=False, context=context
+                )
+            for name, value in self._dense_heads(reg, (H, W), points=points, gaussians=False).items():
+                maps[name][b_idx, views] = value
+            cam_tokens[b_idx, views] = self._camera_tokens(reg)
+            del reg
+
+        with self._fp32(dev):
+            kv_index = anchors if supports.shape[1] > 0 else None
+            pose_enc = self.camera_head(cam_tokens, kv_index)[-1]
+        return InferenceOutput(
+            pose_enc=pose_enc,
+            depth=maps["depth"][..., 0],
+            depth_conf=maps["depth_conf"],
+            world_points=maps.get("world_points"),
+            world_points_conf=maps.get("world_points_conf"),
+            gaussian_raw=anchor_maps.get("gaussians"),
+            anchors=anchors,
+            labels=labels,
+            compression=mode,
+        )
