@@ -31,12 +31,14 @@ log = logging.getLogger("onepass.batcher")
 
 @dataclass(frozen=True)
 class BatchKey:
-    """Scenes with equal keys stack into one ``[B, S, 3, H, W]`` tensor."""
+    """Scenes with equal keys stack into one ``[B, S, 3, H, W]`` tensor (and share the anchor budget,
+    which the model needs to be equal within one forward pass)."""
 
     preset: str
     height: int
     width: int
     views: int
+    max_anchors: int = 8
 
 
 @dataclass

@@ -19,6 +19,7 @@ from app.jobs.events import JobEvents
 from app.jobs.files import JobFiles
 from app.jobs.store import IdempotencyConflict, JobRecord, JobStore, new_id
 from app.schemas import JobLinks, JobPublic, ReconstructionOptions
+from app.services import pipeline
 from app.services.ingest import OPTIONS_FIELD, Scene, fingerprint, ingest_upload, parse_options
 from app.services.multipart import FormLimits, receive_form
 from app.workers.pool import WorkerPool
@@ -79,6 +80,9 @@ def check_preset(options: ReconstructionOptions, settings: Settings) -> dict:
             422,
             f"options.preset: '{options.preset}' is not served here; this server runs '{settings.preset}'",
         )
+    problem = pipeline.check_resolution(options.resolution, settings.preset)
+    if problem is not None:
+        raise ApiError(422, problem)
     stored = options.model_dump(exclude_none=True)
     stored["preset"] = settings.preset
     return stored

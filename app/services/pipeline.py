@@ -5,7 +5,10 @@ the outputs of a reconstruction. The HTTP layer, the job store and the batcher n
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import os
+import zipfile
+from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +18,22 @@ from app.jobs.batcher import BatchKey, JobInput
 
 log = logging.getLogger("onepass.pipeline")
 
-#: artifact groups a client may ask for in ``options.outputs`` (all by default), in writing order
-OUTPUT_GROUPS: tuple[str, ...] = ("cameras", "depth", "points", "splats", "spz", "glb", "colmap", "report")
+#: artifact groups a client may list in ``options.outputs`` (``app.services.outputs.OUTPUT_NAMES``)
+OUTPUT_GROUPS: tuple[str, ...] = (
+    "images",
+    "cameras",
+    "depth",
+    "points",
+    "splats_ply",
+    "splats_spz",
+    "glb",
+    "colmap",
+    "report",
+)
+#: always written: renders, the viewer and the synchronous answer read the cameras
+ALWAYS = ("cameras",)
+#: written when the client names no outputs (the input images are already on the server)
+DEFAULT_OUTPUTS = tuple(g for g in OUTPUT_GROUPS if g != "images")
 
 
 def load_reconstructor(preset: str, weights: Path | None, device: str) -> Any:
@@ -26,24 +43,41 @@ def load_reconstructor(preset: str, weights: Path | None, device: str) -> Any:
     return Reconstructor(preset=preset, weights=str(weights) if weights else None, device=device)
 
 
-def load_images(inputs_dir: Path, image_names: Sequence[str]) -> list[np.ndarray]:
-    """Decode a job's checked inputs with the model's loader (EXIF orientation, RGB uint8 ``[H, W, 3]``)."""
-    from models.preprocess import load_image
+def preset_input_width(preset: str) -> tuple[int, int]:
+    """(input width, patch size) of a preset, from its config (no model is built)."""
+    from models.config import get_config
 
-    return [load_image(inputs_dir / name) for name in image_names]
+    cfg = get_config(preset)
+    return cfg.input_width, cfg.patch_size
 
 
-def model_input_size(
-    reconstructor: Any, images: Sequence[np.ndarray], resolution: int | None
-) -> tuple[int, int]:
-    """(H, W) the model runs these images at: width ``resolution`` (default the preset's), height kept
-    to the first image's aspect and rounded to the patch size (VGGT's crop mode)."""
-    cfg = reconstructor.config
-    p = cfg.patch_size
-    width = resolution or cfg.input_width
-    h0, w0 = images[0].shape[:2]
-    height = max(p, int(round(h0 * width / w0 / p)) * p)
-    return height, width
+def supports_resolution() -> bool:
+    """Whether ``models.ReconstructionInput`` takes a per-scene ``resolution`` (model input width)."""
+    from models import ReconstructionInput
+
+    return "resolution" in {f.name for f in fields(ReconstructionInput)}
+
+
+def check_resolution(resolution: int | None, preset: str) -> str | None:
+    """None if ``resolution`` can be served for ``preset``, else the reason (for a 422)."""
+    if resolution is None:
+        return None
+    width, patch = preset_input_width(preset)
+    if resolution % patch:
+        return f"options.resolution: {resolution} is not a multiple of the patch size {patch}"
+    if resolution != width and not supports_resolution():
+        return (
+            f"options.resolution: preset '{preset}' runs at width {width} only (this build), got {resolution}"
+        )
+    return None
+
+
+def model_input_hw(image_hw: Sequence[tuple[int, int]], width: int, patch: int) -> tuple[int, int]:
+    """(H, W) the model runs a scene at, as ``models.preprocess`` computes it: each image resized to
+    ``width`` with its height rounded to the patch size, taller ones centre-cropped to ``width``, all
+    padded to the largest height."""
+    heights = [min(max(patch, round(h * width / w / patch) * patch), width) for h, w in image_hw]
+    return max(heights), width
 
 
 def prepare(
@@ -51,52 +85,58 @@ def prepare(
 ) -> JobInput:
     """Decode a job's images and wrap them as one batchable scene (key and token count included)."""
     from models import ReconstructionInput
+    from models.preprocess import load_image
 
-    images = load_images(inputs_dir, image_names)
-    resolution = options.get("resolution")
-    height, width = model_input_size(reconstructor, images, resolution)
-    p = reconstructor.config.patch_size
-    K = options.get("intrinsics")
-    T = options.get("poses")
+    images = [load_image(inputs_dir / name) for name in image_names]
+    cfg = reconstructor.cfg
+    width = options.get("resolution") or cfg.input_width
+    height, width = model_input_hw([im.shape[:2] for im in images], width, cfg.patch_size)
+    K, T = options.get("intrinsics"), options.get("poses")
+    extra = {"resolution": width} if options.get("resolution") and supports_resolution() else {}
+    max_anchors = int(options.get("max_anchors", 8))
     payload = ReconstructionInput(
         images=images,
         intrinsics=None if K is None else np.asarray(K, dtype=np.float64),
         poses=None if T is None else np.asarray(T, dtype=np.float64),
-        max_anchors=int(options.get("max_anchors", 8)),
+        max_anchors=max_anchors,
+        **extra,
     )
-    key = BatchKey(options.get("preset") or reconstructor.config.name, height, width, len(images))
-    return JobInput(job_id, key, len(images) * (height // p) * (width // p), payload)
-
-
-def run_many(reconstructor: Any) -> Callable[[list[Any]], list[Any]]:
-    """The batched model call a :class:`~app.jobs.batcher.Batcher` runs."""
-    return reconstructor.reconstruct_batch
+    key = BatchKey(cfg.name, height, width, len(images), max_anchors)
+    tokens = len(images) * (height // cfg.patch_size) * (width // cfg.patch_size)
+    return JobInput(job_id, key, tokens, payload)
 
 
 def warmup(reconstructor: Any) -> dict[str, Any]:
-    """One tiny forward pass (and a renderer warm-up) so the first request pays no start-up cost."""
+    """One small forward pass and a renderer warm-up, so the first request pays no start-up cost."""
     import renderer
 
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (112, 112, 3), dtype=np.uint8) for _ in range(2)]
     reconstructor.reconstruct(images, max_anchors=2)
-    backend = renderer.warmup(str(reconstructor.device))
-    return {"renderer": backend}
+    return {"renderer": renderer.warmup(str(reconstructor.device))}
 
 
 def write_outputs(
-    recon: Any,
-    out_dir: Path,
-    image_names: Sequence[str],
-    outputs: Sequence[str] | None,
-    on_group: Callable[[str, int, int], bool] | None = None,
+    recon: Any, out_dir: Path, image_names: Sequence[str], outputs: Sequence[str] | None, images: Any = None
 ) -> None:
-    """Write the requested artifact groups one by one; ``on_group(name, i, n)`` reports progress and
-    returns False to stop (job cancelled)."""
+    """Write the chosen artifact groups (cameras always) and ``colmap.zip`` next to the COLMAP folder."""
     from app.services.outputs import write_reconstruction
 
-    groups = [g for g in OUTPUT_GROUPS if outputs is None or g in outputs]
-    for i, group in enumerate(groups):
-        if on_group is not None and not on_group(group, i, len(groups)):
-            return
-        write_reconstruction(recon, out_dir, list(image_names), outputs=[group])
+    wanted = list(DEFAULT_OUTPUTS if outputs is None else outputs)
+    wanted = [g for g in OUTPUT_GROUPS if g in wanted or g in ALWAYS]
+    write_reconstruction(
+        recon, out_dir, list(image_names), outputs=wanted, images=images if "images" in wanted else None
+    )
+    colmap = out_dir / "colmap"
+    if colmap.is_dir():
+        zip_folder(colmap, out_dir / "colmap.zip")
+
+
+def zip_folder(folder: Path, dest: Path) -> None:
+    """Zip ``folder`` (paths inside start with its name, e.g. ``colmap/sparse/0/cameras.bin``)."""
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                zf.write(p, p.relative_to(folder.parent).as_posix())
+    os.replace(tmp, dest)

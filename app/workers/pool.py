@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from app.core.config import Settings
@@ -142,7 +143,7 @@ class WorkerPool:
         w.batcher = Batcher(w.name, lambda payloads: [], on_batch=on_batch, on_oom=self.metrics.oom.inc)
         try:
             w.reconstructor = await w.batcher.call(self._provider, w.device)
-            w.batcher._run_many = pipeline.run_many(w.reconstructor)
+            w.batcher._run_many = w.reconstructor.reconstruct_batch
             w.info["load_s"] = round(time.perf_counter() - t0, 3)
             if self.settings.warmup:
                 t1 = time.perf_counter()
@@ -205,7 +206,6 @@ class WorkerPool:
                 return
             t1 = time.perf_counter()
             result: JobResult = await self.queue.submit(inp)
-            del inp
             timings["forward_s"] = round(result.forward_s, 4)
             timings["queue_s"] = round(time.perf_counter() - t1 - result.forward_s, 4)
             timings["batch_size"] = result.batch_size
@@ -216,7 +216,9 @@ class WorkerPool:
                 return
             t2 = time.perf_counter()
             tmp = self.files.new_artifacts_tmp(job.id)
-            finished = await self._io(self._write, job, result.reconstruction, tmp)
+            images = inp.payload.images if "images" in (job.options.get("outputs") or ()) else None
+            del inp
+            finished = await self._io(self._write, job, result.reconstruction, tmp, images)
             if not finished:
                 return
             timings["write_s"] = round(time.perf_counter() - t2, 4)
@@ -235,21 +237,10 @@ class WorkerPool:
                 shutil.rmtree(tmp, ignore_errors=True)
             self._publish(job.id)
 
-    def _write(self, job: st.JobRecord, recon: Any, tmp: Any) -> bool:
-        """Write artifacts group by group (progress 0.7 → 0.95), then rename them into place."""
-        outputs = job.options.get("outputs")
-
-        def on_group(name: str, i: int, n: int) -> bool:
-            alive = self.store.set_progress(
-                job.id, stage=f"writing {name}", progress=0.7 + 0.25 * i / max(n, 1)
-            )
-            self._publish(job.id)
-            return alive
-
-        pipeline.write_outputs(recon, tmp, job.image_names, outputs, on_group)
-        if self.store.get_job(job.id) is None or not self.store.set_progress(
-            job.id, stage="publishing", progress=0.97
-        ):
+    def _write(self, job: st.JobRecord, recon: Any, tmp: Path, images: Any) -> bool:
+        """Write the artifacts into ``tmp`` and rename it into place, unless the job was cancelled."""
+        pipeline.write_outputs(recon, tmp, job.image_names, job.options.get("outputs"), images)
+        if not self.store.set_progress(job.id, stage="publishing", progress=0.95):
             return False
         self.files.publish_artifacts(job.id, tmp)
         return True
