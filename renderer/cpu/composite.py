@@ -1,0 +1,380 @@
+"""Compositing stage: front-to-back alpha blending of binned 2D Gaussians, forward and backward.
+
+Per pixel centre ``(j + 0.5, i + 0.5)`` and Gaussian ``g`` in depth order (gsplat's rule, exactly):
+``σ = ½(a dx² + c dy²) + b dx dy`` with ``d = mean2d - pixel``; skip when ``σ < 0``; ``α = min(0.999,
+o·exp(-σ))``; skip when ``α < 1/255``; stop (without ``g``) when ``T(1 - α) ≤ 1e-4``; otherwise
+``colour += c_g α T`` and ``T *= 1 - α``. Output colour ``+ T·background``, alpha ``1 - T``.
+
+CPU layout: tiles are the unit of parallel work (interleaved over threads for load balance). Inside a tile
+the loop runs over Gaussians and, per Gaussian, only over the pixels of each row where ``α ≥ 1/255`` can
+hold (the ellipse ``σ ≤ ln(255·o)`` solved per row, padded by a pixel), so no exp is spent on pixels a
+Gaussian cannot reach. Per-pixel state (T, colour, done flag, last index) keeps the per-pixel order and
+results identical to gsplat's per-pixel loop. The backward pass walks each tile back to front, recovering
+T by division (float64), writes one gradient row per tile intersection, then sums rows per Gaussian.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+import torch
+from torch import Tensor
+
+from renderer.cpu._threads import NJIT_OPTIONS, jobs_for, launch
+from renderer.cpu.binning import TileBins
+from renderer.options import ALPHA_MAX, ALPHA_THRESHOLD, TRANSMITTANCE_MIN
+
+#: Jobs per thread: tiles are dealt out interleaved over many jobs so uneven tiles even out.
+_JOBS_PER_THREAD = 16
+
+
+@numba.njit(**NJIT_OPTIONS)
+def _tile_of(t, n_tiles, tile_w, tile_size, width, height):
+    i = t // n_tiles
+    r = t - i * n_tiles
+    ty = r // tile_w
+    tx = r - ty * tile_w
+    x0 = tx * tile_size
+    y0 = ty * tile_size
+    return i, x0, y0, min(x0 + tile_size, width), min(y0 + tile_size, height)
+
+
+@numba.njit(**NJIT_OPTIONS)
+def _row_span(my, a, b, c, level, y0, y1):
+    """Rows ``[r0, r1)`` of the tile where ``σ ≤ level`` is possible (whole tile if the conic is not PD)."""
+    det = a * c - b * b
+    if not (a > 0.0 and det > 0.0):
+        return y0, y1
+    half = math.sqrt(2.0 * level * a / det)
+    r0 = max(float(y0), math.ceil(my - half - 0.5) - 1.0)
+    r1 = min(float(y1), math.floor(my + half - 0.5) + 2.0)
+    if r1 <= r0:
+        return 0, 0
+    return int(r0), int(r1)
+
+
+@numba.njit(**NJIT_OPTIONS)
+def _col_span(mx, dy, a, b, c, level, x0, x1):
+    """Columns ``[j0, j1)`` of one row where ``σ ≤ level`` (padded by one pixel; whole row if not PD)."""
+    det = a * c - b * b
+    if not (a > 0.0 and det > 0.0):
+        return x0, x1
+    disc = 2.0 * a * level - det * dy * dy
+    if disc < 0.0:
+        return 0, 0
+    sq = math.sqrt(disc)
+    d_lo = (-b * dy - sq) / a
+    d_hi = (-b * dy + sq) / a
+    j0 = max(float(x0), math.ceil(mx - d_hi - 0.5) - 1.0)
+    j1 = min(float(x1), math.floor(mx - d_lo - 0.5) + 2.0)
+    if j1 <= j0:
+        return 0, 0
+    return int(j0), int(j1)
+
+
+@numba.njit(**NJIT_OPTIONS)
+def _composite_fwd_kernel(
+    job,
+    n_jobs,
+    means2d,
+    conics,
+    opacities,
+    colors,
+    backgrounds,
+    offsets,
+    flatten_ids,
+    n_images,
+    width,
+    height,
+    tile_size,
+    tile_w,
+    tile_h,
+    out_colors,
+    out_T,
+    out_last,
+):
+    D = colors.shape[1]
+    n_tiles = tile_w * tile_h
+    total = n_images * n_tiles
+    npx = tile_size * tile_size
+    T = np.empty(npx)
+    acc = np.empty((npx, D))
+    last = np.empty(npx, np.int64)
+    done = np.empty(npx, np.bool_)
+    for t in range(job, total, n_jobs):
+        i, x0, y0, x1, y1 = _tile_of(t, n_tiles, tile_w, tile_size, width, height)
+        n_pix = (x1 - x0) * (y1 - y0)
+        T[:] = 1.0
+        acc[:] = 0.0
+        last[:] = -1
+        done[:] = False
+        n_done = 0
+        for idx in range(offsets[t], offsets[t + 1]):
+            g = flatten_ids[idx]
+            o = opacities[g]
+            if not o >= ALPHA_THRESHOLD:
+                continue
+            level = math.log(o / ALPHA_THRESHOLD)
+            mx, my = means2d[g, 0], means2d[g, 1]
+            a, b, c = conics[g, 0], conics[g, 1], conics[g, 2]
+            r0, r1 = _row_span(my, a, b, c, level, y0, y1)
+            for py in range(r0, r1):
+                dy = my - (py + 0.5)
+                j0, j1 = _col_span(mx, dy, a, b, c, level, x0, x1)
+                row = (py - y0) * tile_size - x0
+                for px in range(j0, j1):
+                    p = row + px
+                    if done[p]:
+                        continue
+                    dx = mx - (px + 0.5)
+                    sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
+                    if sigma < 0.0:
+                        continue
+                    alpha = min(ALPHA_MAX, o * math.exp(-sigma))
+                    if alpha < ALPHA_THRESHOLD:
+                        continue
+                    next_T = T[p] * (1.0 - alpha)
+                    if next_T <= TRANSMITTANCE_MIN:
+                        done[p] = True
+                        n_done += 1
+                        continue
+                    w = alpha * T[p]
+                    for k in range(D):
+                        acc[p, k] += colors[g, k] * w
+                    T[p] = next_T
+                    last[p] = idx
+            if n_done == n_pix:
+                break
+        for py in range(y0, y1):
+            for px in range(x0, x1):
+                p = (py - y0) * tile_size + (px - x0)
+                for k in range(D):
+                    out_colors[i, py, px, k] = acc[p, k] + T[p] * backgrounds[i, k]
+                out_T[i, py, px] = T[p]
+                out_last[i, py, px] = last[p]
+
+
+@numba.njit(**NJIT_OPTIONS)
+def _composite_bwd_kernel(
+    job,
+    n_jobs,
+    means2d,
+    conics,
+    opacities,
+    colors,
+    backgrounds,
+    offsets,
+    flatten_ids,
+    n_images,
+    width,
+    height,
+    tile_size,
+    tile_w,
+    tile_h,
+    out_T,
+    out_last,
+    v_colors_img,
+    v_alphas_img,
+    grads,
+):
+    D = colors.shape[1]
+    n_tiles = tile_w * tile_h
+    total = n_images * n_tiles
+    npx = tile_size * tile_size
+    T = np.empty(npx)
+    T_final = np.empty(npx)
+    S = np.empty((npx, D))
+    v_out = np.empty((npx, D))
+    v_alpha_out = np.empty(npx)
+    bg_dot = np.empty(npx)
+    last = np.empty(npx, np.int64)
+    v_col = np.empty(D)
+    for t in range(job, total, n_jobs):
+        i, x0, y0, x1, y1 = _tile_of(t, n_tiles, tile_w, tile_size, width, height)
+        start = offsets[t]
+        max_last = start - 1
+        last[:] = -1
+        for py in range(y0, y1):
+            for px in range(x0, x1):
+                p = (py - y0) * tile_size + (px - x0)
+                T[p] = out_T[i, py, px]
+                T_final[p] = T[p]
+                last[p] = out_last[i, py, px]
+                max_last = max(max_last, last[p])
+                v_alpha_out[p] = v_alphas_img[i, py, px]
+                dot = 0.0
+                for k in range(D):
+                    v_out[p, k] = v_colors_img[i, py, px, k]
+                    S[p, k] = 0.0
+                    dot += backgrounds[i, k] * v_out[p, k]
+                bg_dot[p] = dot
+        for idx in range(max_last, start - 1, -1):
+            g = flatten_ids[idx]
+            o = opacities[g]
+            if not o >= ALPHA_THRESHOLD:
+                continue
+            level = math.log(o / ALPHA_THRESHOLD)
+            mx, my = means2d[g, 0], means2d[g, 1]
+            a, b, c = conics[g, 0], conics[g, 1], conics[g, 2]
+            v_mx, v_my, v_a, v_b, v_c, v_o = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+            v_col[:] = 0.0
+            touched = False
+            r0, r1 = _row_span(my, a, b, c, level, y0, y1)
+            for py in range(r0, r1):
+                dy = my - (py + 0.5)
+                j0, j1 = _col_span(mx, dy, a, b, c, level, x0, x1)
+                row = (py - y0) * tile_size - x0
+                for px in range(j0, j1):
+                    p = row + px
+                    if idx > last[p]:
+                        continue
+                    dx = mx - (px + 0.5)
+                    sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
+                    if sigma < 0.0:
+                        continue
+                    vis = math.exp(-sigma)
+                    alpha = min(ALPHA_MAX, o * vis)
+                    if alpha < ALPHA_THRESHOLD:
+                        continue
+                    touched = True
+                    ra = 1.0 / (1.0 - alpha)
+                    T[p] *= ra
+                    fac = alpha * T[p]
+                    v_alpha = T_final[p] * ra * (v_alpha_out[p] - bg_dot[p])
+                    for k in range(D):
+                        v_col[k] += fac * v_out[p, k]
+                        v_alpha += (colors[g, k] * T[p] - S[p, k] * ra) * v_out[p, k]
+                        S[p, k] += colors[g, k] * fac
+                    if o * vis <= ALPHA_MAX:
+                        v_sigma = -o * vis * v_alpha
+                        v_a += 0.5 * v_sigma * dx * dx
+                        v_b += v_sigma * dx * dy
+                        v_c += 0.5 * v_sigma * dy * dy
+                        v_mx += v_sigma * (a * dx + b * dy)
+                        v_my += v_sigma * (b * dx + c * dy)
+                        v_o += vis * v_alpha
+            if touched:
+                grads[idx, 0] = v_mx
+                grads[idx, 1] = v_my
+                grads[idx, 2] = v_a
+                grads[idx, 3] = v_b
+                grads[idx, 4] = v_c
+                grads[idx, 5] = v_o
+                for k in range(D):
+                    grads[idx, 6 + k] = v_col[k]
+
+
+@numba.njit(**NJIT_OPTIONS)
+def _sum_rows_per_gaussian(job, n_jobs, offsets, flatten_ids, grads, n_images, n_tiles, out):
+    """``out[g] = Σ grads[idx]`` over the intersections of ``g``; images own disjoint rows, so parallel."""
+    for i in range(job, n_images, n_jobs):
+        for idx in range(offsets[i * n_tiles], offsets[(i + 1) * n_tiles]):
+            g = flatten_ids[idx]
+            for k in range(grads.shape[1]):
+                out[g, k] += grads[idx, k]
+
+
+def _np(t: Tensor) -> np.ndarray:
+    return t.detach().to(torch.float64).contiguous().numpy()
+
+
+class CompositeFn(torch.autograd.Function):
+    """Differentiable compositing of ``I`` images.
+
+    Inputs: means2d ``[I·N, 2]``, conics ``[I·N, 3]``, colors ``[I·N, D]``, opacities ``[I·N]``,
+    backgrounds ``[I, D]`` or None, the :class:`TileBins` of the same flat indexing, and the image size.
+    Outputs (float64): render_colors ``[I, H, W, D]``, render_alphas ``[I, H, W, 1]``.
+    """
+
+    @staticmethod
+    def forward(
+        ctx, means2d, conics, colors, opacities, backgrounds, bins: TileBins, width: int, height: int
+    ):
+        n_images = bins.offsets.shape[0] // (bins.tile_w * bins.tile_h)
+        D = colors.shape[-1]
+        bg = _np(backgrounds) if backgrounds is not None else np.zeros((n_images, D))
+        out_colors = np.empty((n_images, height, width, D))
+        out_T = np.empty((n_images, height, width))
+        out_last = np.empty((n_images, height, width), np.int64)
+        arrays = (_np(means2d), _np(conics), _np(opacities), _np(colors), bg)
+        n_tiles = n_images * bins.tile_w * bins.tile_h
+        launch(
+            _composite_fwd_kernel,
+            jobs_for(n_tiles, _JOBS_PER_THREAD),
+            *arrays,
+            bins.offsets,
+            bins.flatten_ids,
+            n_images,
+            width,
+            height,
+            bins.tile_size,
+            bins.tile_w,
+            bins.tile_h,
+            out_colors,
+            out_T,
+            out_last,
+        )
+        ctx.bins, ctx.size, ctx.arrays = bins, (width, height), arrays
+        ctx.T, ctx.last = out_T, out_last
+        ctx.shapes = (means2d, conics, colors, opacities, backgrounds)
+        T = torch.from_numpy(out_T)
+        return torch.from_numpy(out_colors), (1.0 - T)[..., None]
+
+    @staticmethod
+    def backward(ctx, v_colors_img, v_alphas_img):
+        bins: TileBins = ctx.bins
+        width, height = ctx.size
+        n_images = ctx.T.shape[0]
+        means2d, conics, colors, opacities, backgrounds = ctx.shapes
+        D = colors.shape[-1]
+        v_c = _np(v_colors_img) if v_colors_img is not None else np.zeros((n_images, height, width, D))
+        v_a = _np(v_alphas_img[..., 0]) if v_alphas_img is not None else np.zeros((n_images, height, width))
+        grads = np.zeros((bins.n_isects, 6 + D))
+        n_tiles = n_images * bins.tile_w * bins.tile_h
+        launch(
+            _composite_bwd_kernel,
+            jobs_for(n_tiles, _JOBS_PER_THREAD),
+            *ctx.arrays,
+            bins.offsets,
+            bins.flatten_ids,
+            n_images,
+            width,
+            height,
+            bins.tile_size,
+            bins.tile_w,
+            bins.tile_h,
+            ctx.T,
+            ctx.last,
+            v_c,
+            v_a,
+            grads,
+        )
+        per_gauss = np.zeros((means2d.shape[0], 6 + D))
+        launch(
+            _sum_rows_per_gaussian,
+            jobs_for(n_images, 1),
+            bins.offsets,
+            bins.flatten_ids,
+            grads,
+            n_images,
+            bins.tile_w * bins.tile_h,
+            per_gauss,
+        )
+        pg = torch.from_numpy(per_gauss)
+        v_bg = None
+        if backgrounds is not None and ctx.needs_input_grad[4]:
+            v_bg = torch.einsum("ihw,ihwd->id", torch.from_numpy(ctx.T), torch.from_numpy(v_c)).to(
+                backgrounds.dtype
+            )
+        return (
+            pg[:, 0:2].to(means2d.dtype),
+            pg[:, 2:5].to(conics.dtype),
+            pg[:, 6:].to(colors.dtype),
+            pg[:, 5].to(opacities.dtype),
+            v_bg,
+            None,
+            None,
+            None,
+        )
