@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -45,9 +46,11 @@ class CheckpointMismatchError(ValueError):
             ),
         ):
             if items:
+                groups = Counter(k.split(".", 1)[0] for k in items)
+                by_module = ", ".join(f"{g} {n}" for g, n in groups.most_common())
                 shown = ", ".join(items[:_LIST_LIMIT])
                 more = f" … and {len(items) - _LIST_LIMIT} more" if len(items) > _LIST_LIMIT else ""
-                lines.append(f"  {len(items)} {title}: {shown}{more}")
+                lines.append(f"  {len(items)} {title} (by module: {by_module}): {shown}{more}")
         super().__init__("\n".join(lines))
 
 

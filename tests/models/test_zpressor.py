@@ -1,0 +1,177 @@
+"""ZPressor: anchor selection, assignment, padded cluster tables, batched fusion vs loops, and the
+registration pass (anchors unaffected by support order; every view gets a camera)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models._torch_ref import _assign_to_anchors, _farthest_point_anchors, _zpressor
+from models.config import ZPressorConfig
+from models.zpressor import (
+    ZPressor,
+    assign_to_anchors,
+    cluster_table,
+    farthest_point_anchors,
+    support_views,
+    view_descriptors,
+)
+from tests.models.conftest import rand_images
+
+
+def test_fps_starts_at_view_zero_and_takes_the_farthest():
+    pts = torch.tensor([[[0.0, 0, 0], [1, 0, 0], [2, 0, 0], [10, 0, 0]]])
+    assert farthest_point_anchors(pts, 1).tolist() == [[0]]
+    assert farthest_point_anchors(pts, 2).tolist() == [[0, 3]]
+    assert farthest_point_anchors(pts, 3).tolist() == [[0, 2, 3]]
+    # view 0 is first even when it is not an extreme point
+    pts = torch.tensor([[[5.0, 0, 0], [0, 0, 0], [10, 0, 0]]])
+    assert farthest_point_anchors(pts, 2).tolist() == [[0, 1]]
+
+
+def test_fps_and_assignment_match_loop_twins():
+    g = torch.Generator().manual_seed(0)
+    pts = torch.randn(3, 17, 5, generator=g)
+    anchors = farthest_point_anchors(pts, 6)
+    assert anchors.tolist() == _farthest_point_anchors(pts, 6)
+    labels = assign_to_anchors(pts, anchors)
+    assert labels.tolist() == _assign_to_anchors(pts, anchors.tolist())
+    for b in range(3):  # anchors belong to their own slot
+        assert labels[b, anchors[b]].tolist() == list(range(6))
+
+
+def test_fps_rejects_bad_counts():
+    with pytest.raises(ValueError, match=r"num anchors must be in \[1, 3\], got 4"):
+        farthest_point_anchors(torch.zeros(1, 3, 2), 4)
+
+
+def test_support_views_and_cluster_table():
+    anchors = torch.tensor([[0, 3, 5], [0, 1, 2]])
+    sup = support_views(anchors, 7)
+    assert sup.tolist() == [[1, 2, 4, 6], [3, 4, 5, 6]]
+    labels = torch.tensor([[0, 2, 2, 1, 2, 2, 0], [0, 1, 2, 0, 0, 1, 0]])
+    index, mask = cluster_table(labels, sup, 3)
+    assert index.shape == mask.shape == (2, 3, 3)
+    for b in range(2):
+        for n in range(3):
+            members = sorted(int(sup[b, j]) for j, m in zip(index[b, n], mask[b, n], strict=True) if m)
+            expected = [int(v) for v in sup[b] if labels[b, v] == n]
+            assert members == expected
+    assert mask.sum().item() == 8
+    assert mask[1, 0].all() and not mask[0, 1].any()  # anchor 3 of scene 0 has no support
+
+
+def test_cluster_table_without_supports():
+    index, mask = cluster_table(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 0, dtype=torch.long), 3)
+    assert index.shape == (2, 3, 1) and not mask.any()
+
+
+def test_batched_fusion_matches_loops_with_uneven_and_empty_clusters():
+    torch.manual_seed(0)
+    model = ZPressor(32, ZPressorConfig(layers=2, num_heads=2))
+    B, N, p, C = 2, 3, 5, 32
+    anchors = torch.randn(B, N, p, C)
+    supports = torch.randn(B, 4, p, C)
+    labels = torch.tensor([[0, 2, 2, 1, 2, 2, 0], [0, 1, 2, 0, 0, 1, 0]])
+    sup = support_views(torch.tensor([[0, 3, 5], [0, 1, 2]]), 7)
+    index, mask = cluster_table(labels, sup, N)
+    clusters = [
+        [[int(j) for j, m in zip(index[b, n], mask[b, n], strict=True) if m] for n in range(N)]
+        for b in range(B)
+    ]
+    assert clusters[0][1] == []  # an anchor without supports
+    out = model(anchors, supports, index, mask)
+    ref = _zpressor(model, anchors, supports, clusters)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_descriptors_are_unit_norm_means():
+    t = torch.randn(1, 3, 7, 16)
+    d = view_descriptors(t)
+    torch.testing.assert_close(d.norm(dim=-1), torch.ones(1, 3))
+    torch.testing.assert_close(d, torch.nn.functional.normalize(t.mean(2), dim=-1))
+
+
+# ------------------------------------------------------------------------------- registration pass
+def test_every_view_gets_its_own_camera_and_depth(micro_model):
+    x = rand_images(9, seed=1)
+    with torch.inference_mode():
+        out = micro_model.infer(x, max_anchors=3, chunk=4)
+    assert out.compression == "zpressor"
+    assert out.anchors.shape == (1, 3) and out.anchors[0, 0] == 0
+    assert out.pose_enc.shape == (1, 9, 9) and torch.isfinite(out.pose_enc).all()
+    assert out.depth.shape == (1, 9, 112, 112) and torch.isfinite(out.depth).all()
+    # supports are not copies of their anchor: each view's camera comes from its own tokens
+    assert torch.unique(out.pose_enc[0].round(decimals=5), dim=0).shape[0] == 9
+    assert out.gaussian_raw.shape[:2] == (1, 3)
+
+
+def test_permuting_support_views_does_not_change_anchor_outputs(micro_model):
+    x = rand_images(10, seed=2)
+    with torch.inference_mode():
+        a = micro_model.infer(x, max_anchors=4, chunk=3)
+    anchors = a.anchors[0].tolist()
+    supports = [i for i in range(10) if i not in anchors]
+    perm = list(range(10))
+    shuffled = [
+        supports[i] for i in torch.randperm(len(supports), generator=torch.Generator().manual_seed(0))
+    ]
+    for pos, src in zip(supports, shuffled, strict=True):
+        perm[pos] = src
+    with torch.inference_mode():
+        b = micro_model.infer(x[:, perm], max_anchors=4, chunk=3)
+    assert b.anchors[0].tolist() == anchors
+    kw = {"rtol": 1e-4, "atol": 1e-4}
+    torch.testing.assert_close(b.pose_enc[0, anchors], a.pose_enc[0, anchors], **kw)
+    torch.testing.assert_close(b.depth[0, anchors], a.depth[0, anchors], **kw)
+    torch.testing.assert_close(b.gaussian_raw, a.gaussian_raw, **kw)
+    # support views are registered independently of each other: their outputs just follow the permutation
+    torch.testing.assert_close(b.pose_enc[0], a.pose_enc[0, perm], **kw)
+    torch.testing.assert_close(b.depth[0], a.depth[0, perm], **kw)
+
+
+def test_identity_compression_keeps_anchor_outputs_equal_to_an_anchors_only_run(micro_model):
+    import copy
+
+    model = copy.deepcopy(micro_model)
+    model.zpressor = None  # a checkpoint without ZPressor weights (like VGGT-1B)
+    x = rand_images(8, seed=3)
+    with torch.inference_mode():
+        out = model.infer(x, max_anchors=3, chunk=2)
+        anchors = out.anchors[0]
+        alone = model(x[:, anchors])
+    assert out.compression == "identity"
+    kw = {"rtol": 1e-4, "atol": 1e-4}
+    torch.testing.assert_close(out.pose_enc[0, anchors], alone["pose_enc"][0], **kw)
+    torch.testing.assert_close(out.depth[0, anchors], alone["depth"][0, ..., 0], **kw)
+    torch.testing.assert_close(out.world_points[0, anchors], alone["world_points"][0], **kw)
+
+
+def test_infer_without_compression_equals_forward(micro_model):
+    x = rand_images(3, seed=4)
+    with torch.inference_mode():
+        out = micro_model.infer(x, max_anchors=8, chunk=2)
+        ref = micro_model(x)
+    assert out.compression == "none" and out.anchors.tolist() == [[0, 1, 2]]
+    torch.testing.assert_close(out.pose_enc, ref["pose_enc"])
+    torch.testing.assert_close(out.depth, ref["depth"][..., 0])
+    torch.testing.assert_close(out.world_points_conf, ref["world_points_conf"])
+    torch.testing.assert_close(out.gaussian_raw, ref["gaussians"])
+
+
+def test_given_camera_centres_pick_the_anchors(micro_model):
+    x = rand_images(6, seed=5)
+    centres = torch.tensor([[0.0, 0, 0], [0.1, 0, 0], [5, 0, 0], [5.1, 0, 0], [0, 5, 0], [0.2, 0, 0]])
+    with torch.inference_mode():
+        out = micro_model.infer(x, max_anchors=3, anchor_points=[centres])
+    assert out.anchors.tolist() == [[0, 3, 4]]
+    assert out.labels.tolist() == [[0, 0, 1, 1, 2, 0]]
+
+
+def test_infer_rejects_bad_arguments(micro_model):
+    with pytest.raises(ValueError, match="max_anchors must be >= 1"):
+        micro_model.infer(rand_images(2), max_anchors=0)
+    with pytest.raises(ValueError, match="multiple of the patch size"):
+        micro_model.infer(torch.rand(1, 2, 3, 100, 112))
+    with pytest.raises(TypeError, match="float tensor"):
+        micro_model.infer(torch.zeros(1, 2, 3, 112, 112, dtype=torch.uint8))
