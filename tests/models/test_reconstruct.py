@@ -1,0 +1,124 @@
+"""Reconstructor on procedural scenes: cameras per view, caller-given intrinsics/poses, batching, failures."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from models.align import align_cameras
+from models.reconstruct import NonFiniteOutputError, ReconstructionInput, Reconstructor
+from renderer.conventions import look_at, pixel_grid, project_points
+from tests.models.conftest import images_uint8
+
+
+def test_reconstruct_gives_every_view_a_camera_at_its_original_size(tiny_reconstructor, scene):
+    imgs = images_uint8(scene)
+    imgs[1] = np.ascontiguousarray(np.repeat(imgs[1], 2, axis=1))  # one view 224×448: a different size
+    rec = tiny_reconstructor.reconstruct(imgs)
+    S = len(imgs)
+    assert rec.world_to_camera.shape == (S, 4, 4) and np.isfinite(rec.world_to_camera).all()
+    assert rec.image_hw == [(224, 224), (224, 448), (224, 224), (224, 224)]
+    # model input is 224 wide: view 1 shrinks ×0.5 and is padded into the 224×224 batch
+    np.testing.assert_allclose(rec.K[1, 0, 0], 2 * rec.K_model[1, 0, 0])
+    np.testing.assert_allclose(rec.K[1, 0, 2], 2 * rec.K_model[1, 0, 2])
+    assert rec.depth.shape == (S, 224, 224) and rec.world_points.shape == (S, 224, 224, 3)
+    assert not rec.valid[1].all() and rec.valid[0].all() and (rec.depth_conf[~rec.valid] == 0).all()
+    assert rec.anchors == [0, 1, 2, 3] and rec.report["compression"] == "none"
+    assert len(rec.gaussians) > 0 and torch.isfinite(rec.gaussians.means).all()
+    assert rec.report["gaussians"]["source"] == "gaussian_head"
+    assert any("random weights" in w for w in rec.report["warnings"])
+
+
+def test_many_views_compress_to_anchors(tiny_reconstructor):
+    g = np.random.default_rng(0)
+    imgs = [g.integers(0, 256, (112, 140, 3), dtype=np.uint8) for _ in range(10)]
+    rec = tiny_reconstructor.reconstruct(imgs, max_anchors=3)
+    assert rec.report["compression"] == "zpressor" and len(rec.anchors) == 3 and rec.anchors[0] == 0
+    assert rec.report["gaussians"]["from_views"] == rec.anchors
+    assert len(rec.gaussians) <= 3 * 168 * 224
+    assert np.isfinite(rec.world_to_camera).all() and rec.world_to_camera.shape == (10, 4, 4)
+    assert set(rec.assignment) == set(rec.anchors)
+
+
+def test_given_poses_and_intrinsics_put_the_result_in_the_callers_frame(tiny_reconstructor, scene):
+    imgs = images_uint8(scene)
+    pred = tiny_reconstructor.reconstruct(imgs)
+    rec = tiny_reconstructor.reconstruct(imgs, intrinsics=scene.K, poses=scene.world_to_camera)
+    np.testing.assert_allclose(rec.world_to_camera, scene.world_to_camera)
+    np.testing.assert_allclose(rec.K, scene.K)
+    info = rec.report["poses"]
+    assert rec.report["intrinsics"] == "given" and info["source"] == "given"
+    assert info["alignment"]["method"] == "sim3"
+    # depth is the prediction scaled by the fitted similarity
+    np.testing.assert_allclose(rec.depth, pred.depth * info["alignment"]["scale"], rtol=1e-5)
+    # points are re-derived from depth with the given cameras: they project back onto their pixels
+    pts = torch.from_numpy(rec.world_points).double().reshape(4, -1, 3)
+    uv, z = project_points(pts, torch.from_numpy(rec.world_to_camera), torch.from_numpy(rec.K_model))
+    grid = pixel_grid(224, 224, dtype=torch.float64).reshape(-1, 2)
+    torch.testing.assert_close(uv, grid.expand_as(uv), rtol=0, atol=1e-3)
+    torch.testing.assert_close(
+        z.reshape(4, 224, 224), torch.from_numpy(rec.depth).double(), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_alignment_recovers_a_known_similarity():
+    eyes = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0.5], [1, 1, -0.3]], dtype=torch.float64)
+    pred = torch.stack([look_at(e, torch.tensor([0.5, 0.5, 5.0], dtype=torch.float64)) for e in eyes])
+    s, angle = 2.5, 0.4
+    R = torch.tensor([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    t = torch.tensor([0.3, -1.0, 2.0], dtype=torch.float64)
+    sim = torch.eye(4, dtype=torch.float64)
+    sim[:3, :3], sim[:3, 3] = s * R, t
+    # world points map X' = sim X; a camera world→camera T becomes diag(s)·T·sim⁻¹ (rigid part)
+    given = []
+    for T in pred:
+        G = T @ torch.linalg.inv(sim)
+        G[:3, :3] = G[:3, :3] * s
+        G[:3, 3] = G[:3, 3] * s
+        given.append(G)
+    a = align_cameras(pred, torch.stack(given))
+    assert a.method == "sim3" and a.scale == pytest.approx(s, rel=1e-9) and a.rms_error < 1e-9
+    two = align_cameras(pred[:2], torch.stack(given[:2]))
+    assert two.method == "baseline-scale" and two.scale == pytest.approx(s, rel=1e-9)
+    assert align_cameras(pred[:1], torch.stack(given[:1])).method == "none"
+
+
+def test_batch_matches_single_scenes(tiny_reconstructor, scene):
+    imgs = images_uint8(scene)
+    flipped = [np.ascontiguousarray(im[:, ::-1]) for im in imgs]
+    batch = tiny_reconstructor.reconstruct_batch([ReconstructionInput(imgs), ReconstructionInput(flipped)])
+    assert [r.report["batch_size"] for r in batch] == [2, 2]
+    single = tiny_reconstructor.reconstruct(flipped)
+    np.testing.assert_allclose(batch[1].world_to_camera, single.world_to_camera, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(batch[1].depth, single.depth, rtol=1e-4, atol=1e-5)
+
+
+def test_non_finite_outputs_raise(tiny_model, scene):
+    broken = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        broken.depth_head.scratch.output_conv2[2].bias.fill_(float("nan"))
+    with pytest.raises(NonFiniteOutputError, match="depth of views"):
+        Reconstructor(model=broken).reconstruct(images_uint8(scene)[:2])
+
+
+def test_bad_inputs(tiny_reconstructor, scene):
+    imgs = images_uint8(scene)
+    with pytest.raises(ValueError, match="images is empty"):
+        tiny_reconstructor.reconstruct([])
+    with pytest.raises(ValueError, match=r"intrinsics must be \[3, 3\] or \[4, 3, 3\]"):
+        tiny_reconstructor.reconstruct(imgs, intrinsics=np.eye(4))
+    with pytest.raises(ValueError, match="positive focal"):
+        tiny_reconstructor.reconstruct(imgs, intrinsics=np.diag([-1.0, 1.0, 1.0]))
+    bad = scene.world_to_camera.copy()
+    bad[2, :3, :3] *= 2
+    with pytest.raises(ValueError, match=r"poses: views \[2\] do not have a proper rotation"):
+        tiny_reconstructor.reconstruct(imgs, poses=bad)
+    with pytest.raises(ValueError, match=r"poses must be \[4, 4, 4\]"):
+        tiny_reconstructor.reconstruct(imgs, poses=scene.world_to_camera[:3])
+    with pytest.raises(ValueError, match="max_anchors must be an integer >= 1"):
+        tiny_reconstructor.reconstruct(imgs, max_anchors=0)
+    with pytest.raises(ValueError, match="NaN"):
+        tiny_reconstructor.reconstruct(imgs, intrinsics=np.full((3, 3), np.nan))
