@@ -80,14 +80,12 @@ def model_input_hw(image_hw: Sequence[tuple[int, int]], width: int, patch: int) 
     return max(heights), width
 
 
-def prepare(
-    reconstructor: Any, job_id: str, inputs_dir: Path, image_names: Sequence[str], options: dict[str, Any]
-) -> JobInput:
-    """Decode a job's images and wrap them as one batchable scene (key and token count included)."""
+def prepare(reconstructor: Any, job_id: str, paths: Sequence[Path], options: dict[str, Any]) -> JobInput:
+    """Decode a scene's images and wrap them as one batchable input (key and token count included)."""
     from models import ReconstructionInput
     from models.preprocess import load_image
 
-    images = [load_image(inputs_dir / name) for name in image_names]
+    images = [load_image(p) for p in paths]
     cfg = reconstructor.cfg
     width = options.get("resolution") or cfg.input_width
     height, width = model_input_hw([im.shape[:2] for im in images], width, cfg.patch_size)

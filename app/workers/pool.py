@@ -198,9 +198,8 @@ class WorkerPool:
         tmp = None
         try:
             rec = self._any_ready().reconstructor
-            inp = await self._io(
-                pipeline.prepare, rec, job.id, self.files.inputs_dir(job.id), job.image_names, job.options
-            )
+            paths = [self.files.inputs_dir(job.id) / name for name in job.image_names]
+            inp = await self._io(pipeline.prepare, rec, job.id, paths, job.options)
             timings["load_s"] = round(time.perf_counter() - t0, 4)
             if not await self._progress(job.id, "waiting", 0.15):
                 return
