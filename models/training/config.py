@@ -26,7 +26,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     betas: tuple[float, float] = (0.9, 0.95)
     warmup_steps: int = 500
-    total_steps: int = 60_000
+    total_steps: int = 40_000
     min_lr_ratio: float = 0.05
     grad_clip: float = 1.0
     checkpoint_every_s: float = 300.0

@@ -45,9 +45,9 @@ class Stage:
 
 DEFAULT_STAGES: tuple[Stage, ...] = (
     Stage(start=0, views=(2, 2), size=112, batch=4),
-    Stage(start=3_000, views=(2, 4), size=112, batch=3, zpressor_prob=0.1),
-    Stage(start=12_000, views=(2, 6), size=168, batch=2, zpressor_prob=0.15, zpressor_views=(6, 8)),
-    Stage(start=30_000, views=(2, 8), size=224, batch=1, zpressor_prob=0.2, zpressor_views=(8, 12),
+    Stage(start=2_000, views=(2, 4), size=112, batch=3, zpressor_prob=0.1),
+    Stage(start=6_000, views=(2, 6), size=168, batch=2, zpressor_prob=0.15, zpressor_views=(6, 8)),
+    Stage(start=12_000, views=(2, 8), size=224, batch=1, zpressor_prob=0.2, zpressor_views=(8, 12),
           zpressor_anchors=4),
 )  # fmt: skip
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from models.build import build_model
 from models.config import ModelConfig, get_config
 from models.data.procedural import make_batch
 from models.training.checkpoint import (
@@ -41,7 +42,6 @@ from models.training.curriculum import StepPlan, step_plan
 from models.training.plot import plot_loss_curve
 from models.training.schedule import make_scheduler
 from models.training.step import compute_losses
-from models.vggt import VGGT
 
 __all__ = ["Trainer", "TrainSummary", "LOG_COLUMNS", "build_optimizer"]
 
@@ -103,7 +103,7 @@ class Trainer:
         if self.model_config.gaussian_head is None and self.config.weights.render > 0:
             raise ValueError(f"preset {self.model_config.name!r} has no Gaussian head; set weights.render=0")
         torch.manual_seed(self.config.seed)
-        self.model = VGGT(self.model_config)
+        self.model = build_model(self.model_config, seed=self.config.seed)  # the model's own initialisation
         self.model.train()
         self.optimizer = build_optimizer(self.model, self.config)
         self.scheduler = make_scheduler(
