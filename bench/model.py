@@ -1,0 +1,372 @@
+"""Model benchmarks → the ``## Model`` section of docs/BENCHMARKS.md and docs/bench/model_views.png.
+
+1. **Views sweep**: latency and peak RSS of ``Reconstructor.reconstruct`` for the ``tiny`` preset at 224×224
+   and 4…128 views, with ZPressor (8 anchors + registration) and without (every view an anchor: full global
+   attention), measured side by side in one run. Each (mode, views) point runs in a fresh process so its
+   peak RSS is its own; the latency is the median of several runs after a warm-up.
+2. **End to end, 8 views**: load PNGs from disk → reconstruct → every output file written (model loaded
+   once beforehand; its load time is reported separately).
+3. **Checkpoint loading memory**: peak RSS while loading a ~1 GB VGGT-width checkpoint (``.pt`` via mmap,
+   ``.safetensors``) and after one forward pass that touches every weight, relative to the file size.
+
+Run: ``python -m bench.model`` (``--quick`` for a short smoke run that does not touch the docs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "BENCHMARKS.md"
+PLOT = ROOT / "docs" / "bench" / "model_views.png"
+SECTION = "## Model"
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _rss_now() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _rss_peak() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _worker(args: list[str]) -> dict:
+    """Run one measurement in a fresh interpreter and return its JSON result."""
+    cmd = [sys.executable, "-m", "bench.model", "--worker", json.dumps(args)]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"worker {args} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+# ----------------------------------------------------------------------------------------- workers
+def run_views_worker(spec: dict) -> dict:
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    from models.build import load_model
+    from models.reconstruct import Reconstructor
+
+    model = load_model("tiny", device="cpu")
+    rec = Reconstructor(model=model)
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(spec["views"], 3, 224, 224, generator=g)
+    rec.reconstruct(images[:2], max_anchors=8)  # warm-up (allocator, kernels)
+    base = _rss_now()
+    times = []
+    for _ in range(spec["repeats"]):
+        t0 = time.perf_counter()
+        out = rec.reconstruct(images, max_anchors=spec["anchors"])
+        times.append(time.perf_counter() - t0)
+    return {
+        "times": times,
+        "peak_rss": _rss_peak(),
+        "baseline_rss": base,
+        "compression": out.report["compression"],
+        "gaussians": len(out.gaussians),
+        "weights": model.weights_info.get("source"),
+    }
+
+
+def run_load_worker(spec: dict) -> dict:
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    from bench.model import _load_bench_config
+    from models.build import load_model
+
+    base = _rss_now()
+    t0 = time.perf_counter()
+    model = load_model(_load_bench_config(), weights=spec["path"], device="cpu")
+    load_s = time.perf_counter() - t0
+    after_load_peak = _rss_peak()
+    with torch.inference_mode():
+        model(torch.rand(1, 1, 3, 112, 112))
+    return {
+        "baseline_rss": base,
+        "peak_after_load": after_load_peak,
+        "peak_after_forward": _rss_peak(),
+        "load_s": load_s,
+        "file_bytes": os.path.getsize(spec["path"]),
+    }
+
+
+def _load_bench_config():
+    """VGGT-1B widths with fewer blocks and no track head: a ~1 GB float32 checkpoint."""
+    from models.config import VGGT_1B, CameraHeadConfig, PatchEmbedConfig, TrunkConfig
+
+    return VGGT_1B.with_(
+        name="vggt-width-bench",
+        patch_embed=PatchEmbedConfig(depth=4),
+        trunk=TrunkConfig(depth=4, out_layers=(0, 1, 2, 3)),
+        camera_head=CameraHeadConfig(trunk_depth=1),
+        track_head=False,
+    )
+
+
+def run_e2e(threads: int, repeats: int) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
+    from app.services.outputs import write_reconstruction
+    from models.build import load_model
+    from models.data.procedural import make_scene, save_scene
+    from models.preprocess import list_images, load_image
+    from models.reconstruct import Reconstructor
+
+    t0 = time.perf_counter()
+    rec = Reconstructor(model=load_model("tiny", device="cpu"))
+    load_s = time.perf_counter() - t0
+    times, stages = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        scene_dir = save_scene(
+            make_scene(5, views=8, width=224, height=224, kind="room"), Path(tmp) / "scene"
+        )
+        for r in range(repeats + 1):  # first run is a warm-up
+            out_dir = Path(tmp) / f"out{r}"
+            t0 = time.perf_counter()
+            paths = list_images([scene_dir / "images"])
+            images = [load_image(p) for p in paths]
+            t1 = time.perf_counter()
+            recon = rec.reconstruct(images)
+            t2 = time.perf_counter()
+            files = write_reconstruction(recon, out_dir, [p.name for p in paths], images=images)
+            t3 = time.perf_counter()
+            if r:
+                times.append(t3 - t0)
+                stages.append({"load_images": t1 - t0, "reconstruct": t2 - t1, "write_files": t3 - t2})
+    return {"times": times, "stages": stages, "model_load_s": load_s, "files": sorted(files)}
+
+
+def run_load_bench(threads: int) -> list[dict]:
+    import torch
+    from safetensors.torch import save_file
+
+    from models.vggt import VGGT
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = _load_bench_config()
+        with torch.device("meta"):
+            shapes = {k: v.shape for k, v in VGGT(cfg).state_dict().items()}
+        sd = {k: torch.randn(s) * 0.02 for k, s in shapes.items()}
+        pt = Path(tmp) / "model.pt"
+        torch.save(sd, pt)
+
+        st = Path(tmp) / "model.safetensors"
+        save_file(sd, str(st))
+        del sd
+        for path in (pt, st):
+            res = _worker(["load", {"path": str(path), "threads": threads}])
+            res["format"] = path.suffix
+            results.append(res)
+    return results
+
+
+# ------------------------------------------------------------------------------------------ report
+def _mb(b: float) -> str:
+    return f"{b / 2**20:,.0f}"
+
+
+def plot(sweep: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for mode, style in (("full", "o-"), ("zpressor", "s-")):
+        views = sorted(sweep[mode])
+        lat = [statistics.median(sweep[mode][v]["times"]) for v in views]
+        rss = [sweep[mode][v]["peak_rss"] / 2**20 for v in views]
+        label = "without ZPressor (all views anchors)" if mode == "full" else "ZPressor, 8 anchors"
+        axes[0].plot(views, lat, style, label=label)
+        axes[1].plot(views, rss, style, label=label)
+    for ax, title in zip(axes, ("latency (s, median)", "peak RSS (MiB)"), strict=True):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("input views (224×224)")
+        ax.set_title(f"tiny preset: {title}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    axes[0].set_yscale("log")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def render_section(sweep: dict, e2e: dict | None, loads: list[dict] | None, meta: dict) -> str:
+    lines = [
+        SECTION,
+        "",
+        f"Command: `python -m bench.model` ({meta['date']}). Machine: {meta['cpu']}, {meta['cores']} cores "
+        f"shared with other jobs, torch {meta['torch']}, **{meta['threads']} intra-op thread** (with two "
+        "threads on this shared machine, OpenMP spin-waiting made timings swing by 10× or more). "
+        f"`tiny` weights: {meta['weights']} (latency does not depend on the values). Each point runs in a "
+        "fresh process; latency = median of the runs listed; peak RSS = the process's maximum resident set "
+        "(includes ~0.3–0.4 GB of Python/torch baseline and the input images).",
+        "",
+        "### Latency and peak memory vs views (tiny, 224×224, `Reconstructor.reconstruct`)",
+        "",
+        "| views | runs | without ZPressor: s | with ZPressor (8 anchors): s | time ratio | "
+        "without: peak RSS MiB | with: peak RSS MiB | memory ratio | Gaussians without / with |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    views = sorted(sweep["zpressor"])
+    for v in views:
+        f, z = sweep["full"][v], sweep["zpressor"][v]
+        tf, tz = statistics.median(f["times"]), statistics.median(z["times"])
+        lines.append(
+            f"| {v} | {len(f['times'])}/{len(z['times'])} | {tf:.2f} | {tz:.2f} | {tz / tf:.2f} | "
+            f"{_mb(f['peak_rss'])} | {_mb(z['peak_rss'])} | {z['peak_rss'] / f['peak_rss']:.2f} | "
+            f"{f['gaussians']:,} / {z['gaussians']:,} |"
+        )
+    lines += ["", f"![latency and peak RSS vs views]({PLOT.relative_to(DOC.parent).as_posix()})", ""]
+    if 64 in sweep["zpressor"] and 128 in sweep["zpressor"]:
+        z64 = statistics.median(sweep["zpressor"][64]["times"])
+        z128 = statistics.median(sweep["zpressor"][128]["times"])
+        f64 = statistics.median(sweep["full"][64]["times"])
+        mem64 = sweep["zpressor"][64]["peak_rss"] / sweep["full"][64]["peak_rss"]
+        lines += [
+            "Targets from issue 4, as measured above:",
+            "",
+            f"- 64 views, ZPressor latency / full latency = **{z64 / f64:.2f}** (target ≤ 0.20): "
+            f"{'met' if z64 / f64 <= 0.2 else 'not met'}.",
+            f"- 64 views, ZPressor peak RSS / full peak RSS = **{mem64:.2f}** (target ≤ 0.20): "
+            f"{'met' if mem64 <= 0.2 else 'not met'}.",
+            f"- ZPressor 128-view time / 64-view time = **{z128 / z64:.2f}** (target ≤ 2.3, linear growth): "
+            f"{'met' if z128 / z64 <= 2.3 else 'not met'}.",
+            "",
+        ]
+    if e2e:
+        med = statistics.median(e2e["times"])
+        st = {k: statistics.median(s[k] for s in e2e["stages"]) for k in e2e["stages"][0]}
+        lines += [
+            "### End to end, 8 views (PNG files on disk → every output written)",
+            "",
+            f"Median of {len(e2e['times'])} runs after a warm-up: **{med:.2f} s** (target ≤ 2 s: "
+            f"{'met' if med <= 2 else 'not met'}); load images {st['load_images']:.2f} s, reconstruct "
+            f"{st['reconstruct']:.2f} s, write files {st['write_files']:.2f} s. Model load (once per "
+            f"process): {e2e['model_load_s']:.2f} s. Files: {', '.join(e2e['files'])}.",
+            "",
+        ]
+    if loads:
+        lines += [
+            "### Checkpoint loading memory (VGGT-1B widths, 4+4 blocks, no track head)",
+            "",
+            "| format | file MiB | load s | peak RSS − baseline, after load | … after one forward "
+            "| ratio to file |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in loads:
+            grow_load = r["peak_after_load"] - r["baseline_rss"]
+            grow_fwd = r["peak_after_forward"] - r["baseline_rss"]
+            lines.append(
+                f"| {r['format']} | {_mb(r['file_bytes'])} | {r['load_s']:.2f} | {_mb(grow_load)} MiB | "
+                f"{_mb(grow_fwd)} MiB | {grow_fwd / r['file_bytes']:.2f} |"
+            )
+        lines += [
+            "",
+            "Target: peak RAM ≤ 1.3× the weights. `.pt` files are memory-mapped, so their pages count only "
+            "once touched; the forward column includes activations of a 1-view 112×112 pass.",
+            "",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(text: str) -> None:
+    """Replace (or append) this file's ``## Model`` section, leaving other sections untouched."""
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    doc = DOC.read_text() if DOC.is_file() else "# Benchmarks\n\n"
+    lines = doc.splitlines(keepends=True)
+    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == SECTION), None)
+    if start is None:
+        DOC.write_text(doc.rstrip("\n") + "\n\n" + text)
+        return
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    DOC.write_text("".join(lines[:start]) + text + ("\n" + "".join(lines[end:]) if end < len(lines) else ""))
+
+
+# -------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--views", type=int, nargs="+", default=[4, 8, 16, 32, 64, 128])
+    ap.add_argument(
+        "--repeats", type=int, default=3, help="runs per point (2 for the slow full runs ≥ 64 views)"
+    )
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--quick", action="store_true", help="4 and 8 views, 1 run, no docs update")
+    ap.add_argument("--skip-load", action="store_true")
+    ap.add_argument("--skip-e2e", action="store_true")
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.worker is not None:
+        kind, spec = json.loads(args.worker)
+        res = run_views_worker(spec) if kind == "views" else run_load_worker(spec)
+        print(json.dumps(res))
+        return 0
+
+    import torch
+
+    views = [4, 8] if args.quick else args.views
+    sweep: dict[str, dict[int, dict]] = {"full": {}, "zpressor": {}}
+    for v in views:
+        for mode in ("full", "zpressor"):
+            reps = 1 if args.quick else (2 if mode == "full" and v >= 64 else args.repeats)
+            spec = {
+                "views": v,
+                "anchors": v if mode == "full" else 8,
+                "repeats": reps,
+                "threads": args.threads,
+            }
+            sweep[mode][v] = res = _worker(["views", spec])
+            print(f"{mode:8s} {v:4d} views: {statistics.median(res['times']):7.2f} s, "
+                  f"peak RSS {_mb(res['peak_rss'])} MiB ({res['compression']})", flush=True)  # fmt: skip
+    e2e = None if args.skip_e2e else run_e2e(args.threads, 1 if args.quick else args.repeats)
+    if e2e:
+        print(f"end to end 8 views: {statistics.median(e2e['times']):.2f} s", flush=True)
+    loads = None if (args.skip_load or args.quick) else run_load_bench(args.threads)
+    meta = {
+        "date": time.strftime("%Y-%m-%d"),
+        "cpu": _cpu_name(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": args.threads,
+        "weights": sweep["zpressor"][views[0]]["weights"],
+    }
+    text = render_section(sweep, e2e, loads, meta)
+    if args.quick:
+        print(text)
+        return 0
+    plot(sweep, PLOT)
+    write_section(text)
+    print(f"updated {DOC} and {PLOT}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
