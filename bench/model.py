@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 PLOT = ROOT / "docs" / "bench" / "model_views.png"
+CACHE = ROOT / "var" / "bench" / "model.json"  # raw results of the last full run (for --reuse)
 SECTION = "## Model"
 
 
@@ -321,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="4 and 8 views, 1 run, no docs update")
     ap.add_argument("--skip-load", action="store_true")
     ap.add_argument("--skip-e2e", action="store_true")
+    ap.add_argument("--reuse", action="store_true", help="reuse the sweep and load results of the last run")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -333,8 +335,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     views = [4, 8] if args.quick else args.views
-    sweep: dict[str, dict[int, dict]] = {"full": {}, "zpressor": {}}
-    for v in views:
+    cached = json.loads(CACHE.read_text()) if args.reuse and CACHE.is_file() else {}
+    sweep: dict[str, dict[int, dict]] = {
+        mode: {int(v): r for v, r in cached.get("sweep", {}).get(mode, {}).items()}
+        for mode in ("full", "zpressor")
+    }
+    for v in [] if cached.get("sweep") else views:
         for mode in ("full", "zpressor"):
             reps = 1 if args.quick else (2 if mode == "full" and v >= 64 else args.repeats)
             spec = {
@@ -349,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     e2e = None if args.skip_e2e else run_e2e(args.threads, 1 if args.quick else args.repeats)
     if e2e:
         print(f"end to end 8 views: {statistics.median(e2e['times']):.2f} s", flush=True)
-    loads = None if (args.skip_load or args.quick) else run_load_bench(args.threads)
+    loads = cached.get("loads") or (None if (args.skip_load or args.quick) else run_load_bench(args.threads))
+    views = sorted(sweep["zpressor"])
     meta = {
         "date": time.strftime("%Y-%m-%d"),
         "cpu": _cpu_name(),
@@ -362,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         print(text)
         return 0
+    CACHE.parent.mkdir(parents=True, exist_ok=True)
+    CACHE.write_text(json.dumps({"sweep": sweep, "loads": loads}))
     plot(sweep, PLOT)
     write_section(text)
     print(f"updated {DOC} and {PLOT}")

@@ -111,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
         except (FileNotFoundError, CheckpointMismatchError) as e:
             raise CommandError(f"--weights: {e}") from e
         except ValueError as e:
-            raise CommandError(str(e)) from e
+            from_weights = args.weights is not None and str(args.weights) in str(e)
+            raise CommandError(f"--weights: {e}" if from_weights else str(e)) from e
         bar.update()
         bar.set_description("reconstructing")
         try:
