@@ -132,15 +132,16 @@ def assign_weights(
 ) -> None:
     """Strictly check, then assign ``state_dict`` as the model's parameters (no copy when dtypes agree).
 
-    ``model`` may live on the ``meta`` device. Floating tensors are cast to ``dtype``.
+    ``model`` may live on the ``meta`` device. Floating tensors are cast to ``dtype`` (in place in the
+    mapping, one at a time).
     """
     missing, unexpected, mismatched = compare_state_dict(model, state_dict)
     if missing or unexpected or mismatched:
         raise CheckpointMismatchError(path, missing, unexpected, mismatched)
-    sd = {
-        k: (v.to(dtype) if v.is_floating_point() and v.dtype != dtype else v) for k, v in state_dict.items()
-    }
-    model.load_state_dict(sd, strict=True, assign=True)
+    for k, v in state_dict.items():  # cast one tensor at a time, releasing the original: no second copy
+        if v.is_floating_point() and v.dtype != dtype:
+            state_dict[k] = v.to(dtype)
+    model.load_state_dict(state_dict, strict=True, assign=True)
 
 
 def load_checkpoint(

@@ -104,3 +104,15 @@ def test_bad_files(tmp_path):
         load_model("vggt-2b", device="cpu")
     with pytest.raises(ValueError, match="device"):
         load_model("tiny", device="tpu")
+
+
+def test_half_precision_checkpoints_are_cast_to_float32(micro_model):
+    from tests.models.conftest import MICRO
+
+    sd = {k: v.to(torch.bfloat16) for k, v in micro_model.state_dict().items()}
+    with torch.device("meta"):
+        model = VGGT(MICRO)
+    assign_weights(model, sd)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    w = micro_model.aggregator.camera_token
+    torch.testing.assert_close(model.aggregator.camera_token, w.to(torch.bfloat16).float())
