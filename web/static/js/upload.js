@@ -6,14 +6,17 @@ import { API, ApiError, TERMINAL, apiFetch, apiJson, detailText, formatBytes } f
 const IMAGE_TYPES = new Set(["image/jpeg", "image/png", "image/webp"]);
 const IMAGE_EXT = /\.(jpe?g|png|webp)$/i;
 const VIDEO_EXT = /\.(mp4|mov|m4v|webm|mkv|avi)$/i;
-// Output groups the service writes (the API default is all of them).
+// Output groups the service writes (app.services.pipeline.OUTPUT_GROUPS; the API default is all).
+// The viewer needs cameras and splats or spz.
 const OUTPUTS = [
-  ["cameras", "Cameras"],
-  ["splats", "Gaussians"],
+  ["cameras", "Cameras (cameras.json)"],
+  ["splats", "Gaussians (PLY)"],
+  ["spz", "Gaussians (SPZ)"],
   ["points", "Point cloud"],
   ["depth", "Depth maps"],
   ["glb", "GLB scene"],
   ["colmap", "COLMAP model"],
+  ["report", "Report"],
 ];
 
 const $ = (id) => document.getElementById(id);

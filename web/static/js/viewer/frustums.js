@@ -58,18 +58,29 @@ export class Frustums {
     holder.matrix.copy(frame.cameraToWorld);
     holder.add(lines, mesh);
     this.group.add(holder);
-    return { frame, lines, mesh, baseColor: color };
+    return { frame, holder, lines, mesh, baseColor: color };
   }
 
   setVisible(visible) {
     this.group.visible = visible;
   }
 
-  setActive(index) {
+  // Highlight one camera; `hideIt` also hides it (the view sits exactly at that camera, where its image
+  // plane would cover the picture).
+  setActive(index, hideIt = false) {
     this.active = index;
     for (const item of this.items) {
-      item.lines.material.color.setHex(item.frame.index === index ? COLOR_ACTIVE : item.baseColor);
+      const isIt = item.frame.index === index;
+      item.lines.material.color.setHex(isIt ? COLOR_ACTIVE : item.baseColor);
+      item.holder.visible = !(isIt && hideIt);
     }
+  }
+
+  // World position of the middle of a camera's image plane.
+  centre(index) {
+    const item = this.items[index];
+    item.mesh.geometry.computeBoundingBox();
+    return item.mesh.geometry.boundingBox.getCenter(new THREE.Vector3()).applyMatrix4(item.holder.matrix);
   }
 
   // Index of the frame whose image plane is under the pointer (normalised device coords), or -1.

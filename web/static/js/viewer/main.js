@@ -83,7 +83,7 @@ function focusDistance(cameraToWorld) {
 async function goToCamera(index, ms) {
   const frame = viewer.frames[index];
   viewer.active = index;
-  viewer.frustums.setActive(index);
+  viewer.frustums.setActive(index, true);
   for (const b of document.querySelectorAll("#camera-list button")) {
     b.classList.toggle("active", Number(b.dataset.index) === index);
   }
@@ -254,6 +254,15 @@ viewer.currentCamera = () => {
   };
 };
 viewer.goToCamera = goToCamera;
+// Resolves once the view has settled: no flight, Spark done sorting for this view, and the frame that
+// shows the sorted splats drawn (idle over two animation frames in a row).
+viewer.settled = async () => {
+  let calm = 0;
+  while (calm < 2) {
+    await new Promise((r) => requestAnimationFrame(r));
+    calm = viewer.stage.idle ? calm + 1 : 0;
+  }
+};
 
 async function main() {
   if (!jobId) return fail("No reconstruction id in the address.");
@@ -281,6 +290,12 @@ async function main() {
     stage.setUp(new THREE.Vector3(0, 1, 0).transformDirection(viewer.frames[0].cameraToWorld));
     viewer.frustums = new Frustums(viewer.frames, viewer.layout.scale * 0.15, inputImageUrl);
     viewer.frustums.onChange = () => stage.requestRender();
+    // Leaving an input camera's pose shows its frustum again.
+    stage.onUserMove = () => {
+      if (viewer.frustums.items[viewer.active]?.holder.visible === false) {
+        viewer.frustums.setActive(viewer.active, false);
+      }
+    };
     stage.scene.add(viewer.frustums.group);
     buildCameraList();
     wireControls();
@@ -291,14 +306,8 @@ async function main() {
     await viewer.splats.initialized;
     stage.scene.add(viewer.splats);
     await goToCamera(0, 0);
-    // Ready once a few frames have been drawn with the splats (Spark sorts asynchronously).
-    const first = stage.frameCount;
-    const off = stage.onFrame((n) => {
-      if (n < first + 4) return;
-      off();
-      document.body.dataset.ready = "true";
-    });
-    stage.requestRender(12);
+    await viewer.settled();
+    document.body.dataset.ready = "true";
     const count = viewer.splats.packedSplats?.numSplats ?? viewer.splats.splats?.getNumSplats();
     status(`${count?.toLocaleString() ?? "?"} Gaussians · ${viewer.frames.length} cameras`);
   } catch (err) {

@@ -1,7 +1,8 @@
 // The 3D stage: renderer, camera, Spark, orbit/fly navigation, camera flights and on-demand drawing.
 //
-// Drawing happens only when something changed (input, a flight, Spark finishing a sort), so an idle
-// viewer costs nothing, which matters in software WebGL.
+// Drawing happens only when something changed (input, a flight, Spark finishing a sort: its renderer
+// calls onDirty), so an idle viewer costs nothing. That matters in software WebGL, where one frame of
+// 50k splats can take a good part of a second.
 
 import * as THREE from "three";
 import { OrbitControls } from "three/addons/controls/OrbitControls.js";
@@ -10,7 +11,6 @@ import { SparkControls, SparkRenderer } from "@sparkjsdev/spark";
 import { IntrinsicsCamera } from "./cameras.js";
 
 const FLIGHT_MS = 700;
-const FRAMES_AFTER_CHANGE = 8; // Spark sorts asynchronously: keep drawing a little after each change
 
 export class Stage {
   constructor(canvas, container) {
@@ -32,20 +32,28 @@ export class Stage {
     this.framesLeft = 0;
     this.flight = null;
     this.frameCount = 0;
-    this.listeners = new Set(); // called after each drawn frame
     this.resizeObserver = new ResizeObserver(() => this.resize());
     this.resizeObserver.observe(container);
     this.resize();
     this.renderer.setAnimationLoop(() => this.tick());
   }
 
-  requestRender(frames = FRAMES_AFTER_CHANGE) {
+  requestRender(frames = 1) {
     this.framesLeft = Math.max(this.framesLeft, frames);
   }
 
-  onFrame(fn) {
-    this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
+  // True when nothing is left to draw: no flight, no requested frame, Spark neither updating nor sorting.
+  get idle() {
+    const sp = this.spark;
+    return (
+      !this.flight &&
+      this.framesLeft <= 0 &&
+      !sp.dirty &&
+      !sp.sorting &&
+      !sp.sortDirty &&
+      sp.updateTimeoutId === -1 &&
+      sp.sortTimeoutId === -1
+    );
   }
 
   resize() {
@@ -60,6 +68,7 @@ export class Stage {
     const orbit = new OrbitControls(this.camera, this.canvas);
     orbit.enableDamping = false;
     orbit.addEventListener("change", () => this.requestRender());
+    orbit.addEventListener("start", () => this.onUserMove?.());
     return orbit;
   }
 
@@ -158,13 +167,13 @@ export class Stage {
         f.resolve();
       }
     } else if (this.navigation === "fly" && this.fly.update(this.camera, this.camera)) {
+      this.onUserMove?.();
       this.requestRender();
     }
-    if (this.framesLeft <= 0) return;
-    this.framesLeft -= 1;
+    if (this.framesLeft <= 0 && !this.spark.dirty) return;
+    this.framesLeft = Math.max(0, this.framesLeft - 1);
     this.renderer.render(this.scene, this.camera);
     this.frameCount += 1;
-    for (const fn of this.listeners) fn(this.frameCount);
   }
 
   // Draw now and return the canvas content as a PNG blob (read in the same task as the draw, so the

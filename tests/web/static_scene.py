@@ -1,0 +1,147 @@
+"""A reconstruction with exact geometry for viewer tests: a procedural scene turned into Gaussians.
+
+Every valid pixel of every view becomes one small isotropic Gaussian at its true depth with its true
+colour, so drawing the Gaussians from an input camera must reproduce that input photo. Served by a small
+read-only app with the API's read routes for finished jobs, plus the real page routes (``install``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import FileResponse
+from plyfile import PlyData, PlyElement
+
+from app.web import install
+from renderer.io.scene_layout import Frame, write_cameras, write_image
+
+SH_C0 = 0.28209479177387814
+
+
+def _unproject(depth: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> np.ndarray:
+    """``[H, W]`` z-depth → ``[H, W, 3]`` world points at pixel centres (OpenCV)."""
+    H, W = depth.shape
+    v, u = np.mgrid[0:H, 0:W] + 0.5
+    x = (u - K[0, 2]) / K[0, 0] * depth
+    y = (v - K[1, 2]) / K[1, 1] * depth
+    cam = np.stack([x, y, depth], -1)
+    c2w = np.linalg.inv(w2c)
+    return cam @ c2w[:3, :3].T + c2w[:3, 3]
+
+
+def write_static_reconstruction(scene, out: Path, stride: int = 1) -> dict[str, Path]:
+    """Write ``inputs/``, ``artifacts/cameras.json``, ``artifacts/splats.ply``, ``artifacts/points.ply``.
+
+    Args:
+        scene: a ``models.data.procedural.Scene``.
+        out: job folder to fill.
+        stride: keep every ``stride``-th pixel per axis (each Gaussian then covers ``stride`` pixels).
+    """
+    arts = out / "artifacts"
+    arts.mkdir(parents=True, exist_ok=True)
+    names = [f"{i:03d}.png" for i in range(scene.num_views)]
+    for name, img in zip(names, scene.images, strict=True):
+        write_image(out, name, img)  # → out/images/<name>
+    (out / "images").rename(out / "inputs")
+    frames = [
+        Frame(n, scene.width, scene.height, scene.K[i], scene.world_to_camera[i], {"anchor": i == 0})
+        for i, n in enumerate(names)
+    ]
+    write_cameras(arts, frames)
+
+    means, colors, radii, conf = [], [], [], []
+    for i in range(scene.num_views):
+        pts = _unproject(scene.depth[i], scene.K[i], scene.world_to_camera[i])[::stride, ::stride]
+        ok = scene.valid[i][::stride, ::stride]
+        means.append(pts[ok])
+        colors.append(scene.images[i][::stride, ::stride][ok])
+        # Footprint of `stride` pixels at that depth, so neighbours overlap a little.
+        radii.append(scene.depth[i][::stride, ::stride][ok] * stride * 0.6 / scene.K[i][0, 0])
+        conf.append(np.full(int(ok.sum()), float(i + 1), np.float32))
+    means = np.concatenate(means).astype(np.float32)
+    colors = np.concatenate(colors).astype(np.float32)
+    radii = np.concatenate(radii).astype(np.float32)
+    n = len(means)
+
+    fields = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity"]
+    fields += ["scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    v = np.zeros(n, dtype=[(f, "f4") for f in fields])
+    v["x"], v["y"], v["z"] = means.T
+    v["f_dc_0"], v["f_dc_1"], v["f_dc_2"] = ((colors - 0.5) / SH_C0).T
+    v["opacity"] = 4.0  # logit: sigmoid(4) ≈ 0.98
+    for k in range(3):
+        v[f"scale_{k}"] = np.log(radii)
+    v["rot_0"] = 1.0
+    PlyData([PlyElement.describe(v, "vertex")]).write(str(arts / "splats.ply"))
+
+    p = np.zeros(
+        n,
+        dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
+        + [("confidence", "f4")],
+    )
+    p["x"], p["y"], p["z"] = means.T
+    rgb8 = (np.clip(colors, 0, 1) * 255 + 0.5).astype(np.uint8)
+    p["red"], p["green"], p["blue"] = rgb8.T
+    p["confidence"] = np.concatenate(conf)
+    PlyData([PlyElement.describe(p, "vertex")]).write(str(arts / "points.ply"))
+    return {
+        "cameras.json": arts / "cameras.json",
+        "splats.ply": arts / "splats.ply",
+        "points.ply": arts / "points.ply",
+    }
+
+
+def make_static_app(jobs_root: Path, *, web_dir: Path | None = None) -> FastAPI:
+    """The API's read routes for finished jobs under ``jobs_root/<id>/`` and the real pages."""
+    app = FastAPI()
+    media = {".json": "application/json", ".ply": "application/octet-stream", ".png": "image/png"}
+
+    def job_dir(job_id: str) -> Path:
+        d = jobs_root / job_id
+        if not job_id.isalnum() or not d.is_dir():
+            raise HTTPException(404, detail=f"no reconstruction '{job_id}'")
+        return d
+
+    @app.get("/v1/reconstructions/{job_id}")
+    def job(job_id: str) -> dict:
+        d = job_dir(job_id)
+        names = sorted(p.name for p in (d / "inputs").iterdir())
+        return {"id": job_id, "status": "succeeded", "stage": "done", "progress": 1.0, "image_names": names}
+
+    @app.get("/v1/reconstructions/{job_id}/artifacts")
+    def artifacts(job_id: str) -> dict:
+        d = job_dir(job_id) / "artifacts"
+        items = [
+            {
+                "name": p.name,
+                "size": p.stat().st_size,
+                "media_type": media.get(p.suffix, "application/octet-stream"),
+                "url": f"/v1/reconstructions/{job_id}/artifacts/{p.name}",
+            }
+            for p in sorted(d.iterdir())
+        ]
+        return {"job_id": job_id, "items": items}
+
+    @app.get("/v1/reconstructions/{job_id}/artifacts/{name}")
+    def artifact(job_id: str, name: str) -> FileResponse:
+        path = job_dir(job_id) / "artifacts" / name
+        if "/" in name or not path.is_file():
+            raise HTTPException(404, detail=f"no artifact '{name}'")
+        return FileResponse(path, media_type=media.get(path.suffix, "application/octet-stream"))
+
+    @app.get("/v1/reconstructions/{job_id}/inputs/{name}")
+    def input_image(job_id: str, name: str) -> FileResponse:
+        path = job_dir(job_id) / "inputs" / name
+        if "/" in name or not path.is_file():
+            raise HTTPException(404, detail=f"no input image '{name}'")
+        return FileResponse(path, media_type="image/png")
+
+    install(app, web_dir=web_dir)
+    return app
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
