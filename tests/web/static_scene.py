@@ -33,7 +33,8 @@ def _unproject(depth: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> np.ndarray:
 
 
 def write_static_reconstruction(scene, out: Path, stride: int = 1) -> dict[str, Path]:
-    """Write ``inputs/``, ``artifacts/cameras.json``, ``artifacts/splats.ply``, ``artifacts/points.ply``.
+    """Write ``artifacts/`` as the service does: ``images/<name>`` (the input photos), ``cameras.json``,
+    ``splats.ply`` and ``points.ply`` (with a ``confidence`` property: the view number).
 
     Args:
         scene: a ``models.data.procedural.Scene``.
@@ -44,8 +45,7 @@ def write_static_reconstruction(scene, out: Path, stride: int = 1) -> dict[str, 
     arts.mkdir(parents=True, exist_ok=True)
     names = [f"{i:03d}.png" for i in range(scene.num_views)]
     for name, img in zip(names, scene.images, strict=True):
-        write_image(out, name, img)  # → out/images/<name>
-    (out / "images").rename(out / "inputs")
+        write_image(arts, name, img)  # → artifacts/images/<name>
     frames = [
         Frame(n, scene.width, scene.height, scene.K[i], scene.world_to_camera[i], {"anchor": i == 0})
         for i, n in enumerate(names)
@@ -108,7 +108,7 @@ def make_static_app(jobs_root: Path, *, web_dir: Path | None = None) -> FastAPI:
     @app.get("/v1/reconstructions/{job_id}")
     def job(job_id: str) -> dict:
         d = job_dir(job_id)
-        names = sorted(p.name for p in (d / "inputs").iterdir())
+        names = sorted(p.name for p in (d / "artifacts" / "images").iterdir())
         return {"id": job_id, "status": "succeeded", "stage": "done", "progress": 1.0, "image_names": names}
 
     @app.get("/v1/reconstructions/{job_id}/artifacts")
@@ -116,28 +116,23 @@ def make_static_app(jobs_root: Path, *, web_dir: Path | None = None) -> FastAPI:
         d = job_dir(job_id) / "artifacts"
         items = [
             {
-                "name": p.name,
+                "name": p.relative_to(d).as_posix(),
                 "size": p.stat().st_size,
                 "media_type": media.get(p.suffix, "application/octet-stream"),
-                "url": f"/v1/reconstructions/{job_id}/artifacts/{p.name}",
+                "url": f"/v1/reconstructions/{job_id}/artifacts/{p.relative_to(d).as_posix()}",
             }
-            for p in sorted(d.iterdir())
+            for p in sorted(d.rglob("*"))
+            if p.is_file()
         ]
         return {"job_id": job_id, "items": items}
 
-    @app.get("/v1/reconstructions/{job_id}/artifacts/{name}")
+    @app.get("/v1/reconstructions/{job_id}/artifacts/{name:path}")
     def artifact(job_id: str, name: str) -> FileResponse:
-        path = job_dir(job_id) / "artifacts" / name
-        if "/" in name or not path.is_file():
+        arts = job_dir(job_id) / "artifacts"
+        path = (arts / name).resolve()
+        if not path.is_relative_to(arts.resolve()) or not path.is_file():
             raise HTTPException(404, detail=f"no artifact '{name}'")
         return FileResponse(path, media_type=media.get(path.suffix, "application/octet-stream"))
-
-    @app.get("/v1/reconstructions/{job_id}/inputs/{name}")
-    def input_image(job_id: str, name: str) -> FileResponse:
-        path = job_dir(job_id) / "inputs" / name
-        if "/" in name or not path.is_file():
-            raise HTTPException(404, detail=f"no input image '{name}'")
-        return FileResponse(path, media_type="image/png")
 
     install(app, web_dir=web_dir)
     return app

@@ -131,3 +131,11 @@ def test_viewer_without_npm_packages_explains_the_fix(tmp_path: Path, web_dir: P
 def test_web_dir_without_pages_is_refused(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="missing the folder 'pages/'"):
         resolve_assets(tmp_path)
+
+
+def test_upload_page_offers_exactly_the_service_output_groups(web_dir: Path) -> None:
+    from app.services.pipeline import OUTPUT_GROUPS
+
+    source = (web_dir / "static" / "js" / "upload.js").read_text()
+    block = source[source.index("const OUTPUTS = [") : source.index("];", source.index("const OUTPUTS = ["))]
+    assert tuple(re.findall(r'\[\s*"(\w+)",', block)) == OUTPUT_GROUPS

@@ -6,14 +6,16 @@ import { API, ApiError, TERMINAL, apiFetch, apiJson, detailText, formatBytes } f
 const IMAGE_TYPES = new Set(["image/jpeg", "image/png", "image/webp"]);
 const IMAGE_EXT = /\.(jpe?g|png|webp)$/i;
 const VIDEO_EXT = /\.(mp4|mov|m4v|webm|mkv|avi)$/i;
-// Output groups the service writes (app.services.pipeline.OUTPUT_GROUPS; the API default is all).
-// The viewer needs cameras and splats or spz.
+// Output groups of options.outputs (app/services/pipeline.py OUTPUT_GROUPS; tests/web checks they
+// agree). The page always sends its choice; "images" keeps the input photos next to the results so the
+// viewer can show them beside the 3D view.
 const OUTPUTS = [
-  ["cameras", "Cameras (cameras.json)"],
-  ["splats", "Gaussians (PLY)"],
-  ["spz", "Gaussians (SPZ)"],
-  ["points", "Point cloud"],
+  ["images", "Input photos (for the viewer)"],
+  ["cameras", "Cameras"],
   ["depth", "Depth maps"],
+  ["points", "Point cloud"],
+  ["splats_ply", "Gaussians (PLY)"],
+  ["splats_spz", "Gaussians (SPZ)"],
   ["glb", "GLB scene"],
   ["colmap", "COLMAP model"],
   ["report", "Report"],
@@ -83,9 +85,7 @@ function readOptions() {
   if (resolution !== null) options.resolution = resolution;
   const fps = num("opt-video-fps");
   if (fps !== null && !$("video-fps-label").hidden) options.video_fps = fps;
-  const boxes = [...document.querySelectorAll("#outputs input")];
-  const chosen = boxes.filter((b) => b.checked).map((b) => b.value);
-  if (chosen.length !== boxes.length) options.outputs = chosen;
+  options.outputs = [...document.querySelectorAll("#outputs input")].filter((b) => b.checked).map((b) => b.value);
   return options;
 }
 
@@ -225,47 +225,51 @@ function closeStream(id) {
   state.streams.delete(id);
 }
 
-// One EventSource per unfinished job; each event carries the job JSON.
+// One EventSource per unfinished job: `progress` events carry the job JSON, `done` ends the stream,
+// `deleted` says the job is gone.
 function follow(job) {
   if (state.streams.has(job.id)) return;
   const source = new EventSource(job.links?.events ?? `${API}/${job.id}/events`);
   state.streams.set(job.id, source);
-  const onEvent = (e) => {
-    let data;
-    try {
-      data = JSON.parse(e.data);
-    } catch {
-      return;
-    }
-    if (data && data.id === job.id) upsertJob(data);
-  };
-  for (const name of ["message", "job", "progress", "status", "done"]) source.addEventListener(name, onEvent);
-  source.addEventListener("error", async () => {
-    // The stream ends when the job is done; fetch the final state once instead of reconnecting.
-    closeStream(job.id);
-    try {
-      upsertJob(await apiJson(`${API}/${job.id}`));
-    } catch (err) {
-      const row = state.rows.get(job.id);
-      if (row) {
-        row.error.hidden = false;
-        row.error.textContent = `Lost track of this job: ${err.message}`;
-      }
-    }
+  source.addEventListener("progress", (e) => upsertJob(JSON.parse(e.data)));
+  source.addEventListener("done", () => refreshJob(job.id));
+  source.addEventListener("deleted", () => dropJob(job.id));
+  source.addEventListener("error", () => {
+    // EventSource reconnects by itself while the server is reachable; once the stream is closed
+    // for good, read the final state instead.
+    if (source.readyState === EventSource.CLOSED) refreshJob(job.id);
   });
+}
+
+async function refreshJob(id) {
+  closeStream(id);
+  try {
+    upsertJob(await apiJson(`${API}/${id}`));
+  } catch (err) {
+    if (err.status === 404) return dropJob(id);
+    const row = state.rows.get(id);
+    if (row) {
+      row.error.hidden = false;
+      row.error.textContent = `Lost track of this job: ${err.message}`;
+    }
+  }
+}
+
+function dropJob(id) {
+  closeStream(id);
+  state.rows.get(id)?.li.remove();
+  state.rows.delete(id);
+  $("jobs-empty").hidden = state.rows.size > 0;
 }
 
 async function removeJob(job, what) {
   if (what === "delete" && !window.confirm(`Delete ${jobName(job)} and all its files?`)) return;
   try {
-    await apiFetch(`${API}/${job.id}`, { method: "DELETE" });
     if (what === "delete") {
-      closeStream(job.id);
-      state.rows.get(job.id)?.li.remove();
-      state.rows.delete(job.id);
-      $("jobs-empty").hidden = state.rows.size > 0;
+      await apiFetch(`${API}/${job.id}`, { method: "DELETE" });
+      dropJob(job.id);
     } else {
-      upsertJob(await apiJson(`${API}/${job.id}`));
+      upsertJob(await apiJson(`${API}/${job.id}/cancel`, { method: "POST" }));
     }
   } catch (err) {
     const row = state.rows.get(job.id);

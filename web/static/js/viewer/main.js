@@ -45,8 +45,9 @@ function fail(message) {
   document.body.dataset.ready = "error";
 }
 
+// The input photos travel as artifacts images/<name> when the job asked for the output "images".
 function inputImageUrl(frame) {
-  return `${jobUrl(jobId)}/inputs/${encodeURIComponent(frame.image)}`;
+  return viewer.artifacts.get(`images/${frame.image}`)?.url ?? null;
 }
 
 async function fetchBytes(name, label) {
@@ -96,13 +97,14 @@ function showCompare(frame) {
   $("compare").hidden = false;
   $("compare-title").textContent = `Input photo ${frame.index + 1}: ${frame.image}`;
   const img = $("compare-image");
-  img.src = inputImageUrl(frame);
-  img.onerror = () => {
-    $("compare-caption").textContent = "This server does not provide the input photos.";
-  };
-  $("compare-caption").textContent = `${frame.width}×${frame.height} px, fx ${frame.K[0][0].toFixed(1)} px${
-    frame.anchor ? ", anchor view" : ""
-  }. The 3D view is set to this camera's lens and pose.`;
+  const url = inputImageUrl(frame);
+  img.hidden = !url;
+  if (url) img.src = url;
+  else img.removeAttribute("src");
+  const lens = `${frame.width}×${frame.height} px, fx ${frame.K[0][0].toFixed(1)} px${frame.anchor ? ", anchor view" : ""}`;
+  $("compare-caption").textContent = url
+    ? `${lens}. The 3D view is set to this camera's lens and pose.`
+    : `${lens}. This reconstruction was made without keeping its input photos (output "images").`;
   viewer.stage.resize();
 }
 
