@@ -1,0 +1,134 @@
+"""End to end in headless Chromium against the real service (create_app, uvicorn on loopback, tmp data
+dir, the real tiny model): drop a procedural scene on the upload page, follow the job to success through
+the SSE stream, open the viewer and check from screenshots that the Gaussians are drawn from the first
+input camera. Every request the browser makes must stay on 127.0.0.1 and the console must stay clean.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.core.config import Settings
+from app.main import create_app
+from models.data.procedural import make_scene
+
+from .browser_utils import PageLog, correlation, letterbox_crop, png_to_array, serve
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("browser")]
+
+VIEWPORT = {"width": 1100, "height": 700}
+JOB_TIMEOUT_MS = 240_000
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _drop_files(page, selector: str, files: list[tuple[str, str, bytes]]) -> None:
+    """Drop files on an element the way a person drags them from a file manager (DataTransfer + drop)."""
+    payload = [{"name": n, "type": t, "b64": base64.b64encode(b).decode()} for n, t, b in files]
+    page.locator(selector).evaluate(
+        """(zone, files) => {
+          const dt = new DataTransfer();
+          for (const f of files) {
+            const bytes = Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
+            dt.items.add(new File([bytes], f.name, { type: f.type }));
+          }
+          for (const type of ["dragenter", "dragover", "drop"]) {
+            zone.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
+          }
+        }""",
+        payload,
+    )
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory) -> str:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("data"), device="cpu", preset="tiny")
+    with serve(create_app(settings)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return make_scene(11, views=3, width=128, height=96, kind="objects")
+
+
+def test_upload_follow_and_view(chromium, service, scene, tmp_path) -> None:
+    context = chromium.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    log = PageLog()
+    log.attach(page)
+    try:
+        page.goto(f"{service}/")
+        page.locator("#jobs-empty").wait_for()
+        files = [(f"{i:03d}.png", "image/png", _png(img)) for i, img in enumerate(scene.images)]
+        _drop_files(page, "#dropzone", files)
+        assert page.inner_text("#selection-summary").startswith("3 images")
+        page.get_by_role("button", name="Reconstruct").click()
+
+        row = page.locator("li.job").first
+        row.locator(".pill", has_text="succeeded").wait_for(timeout=JOB_TIMEOUT_MS)
+        assert row.locator(".job-error").is_hidden()
+        page.screenshot(path=str(tmp_path / "upload.png"))
+        row.get_by_role("link", name="Open viewer").click()
+
+        page.wait_for_url(re.compile(r"/viewer/[0-9a-f]{32}$"))
+        page.wait_for_selector("body[data-ready]", state="attached", timeout=120_000)
+        assert page.evaluate("() => document.body.dataset.ready") == "true", page.inner_text("#overlay")
+        view = png_to_array(page.locator("#canvas").screenshot())
+        page.screenshot(path=str(tmp_path / "viewer.png"))
+
+        # Far from a blank canvas, and the view from camera 0 looks like photo 0 more than like the others.
+        assert view.std() > 0.05, "the canvas is (nearly) blank"
+        hw = (scene.height, scene.width)
+        crop = letterbox_crop(view, hw)
+        blank = (crop.reshape(-1, 3) < 0.02).all(-1).mean()
+        assert blank < 0.5, f"{blank:.0%} of the photo's area is black"
+        corr = [correlation(crop, img.astype(np.float64)) for img in scene.images]
+        assert corr[0] > 0.5, f"view from camera 0 vs the input photos: correlations {np.round(corr, 3)}"
+        assert corr[0] == max(corr), f"camera 0's view matches another photo better: {np.round(corr, 3)}"
+        # The photo beside the view is the job's own input, served as an artifact.
+        assert page.evaluate("() => document.getElementById('compare-image').naturalWidth") == scene.width
+
+        assert log.page_errors == [] and log.console_errors == [], (log.page_errors, log.console_errors)
+        assert log.off_loopback() == [], log.off_loopback()
+    finally:
+        context.close()
+
+
+def test_upload_errors_are_shown_in_words(chromium, service) -> None:
+    page = chromium.new_page(viewport=VIEWPORT)
+    log = PageLog()
+    log.attach(page)
+    try:
+        page.goto(f"{service}/")
+        # Refused in the page: not an image, zip or video.
+        _drop_files(page, "#dropzone", [("notes.txt", "text/plain", b"hello")])
+        assert page.inner_text("#selection-summary") == "Not an image, zip or video: notes.txt"
+        assert page.get_by_role("button", name="Reconstruct").is_disabled()
+        # Refused by the server: a PNG that does not decode. The API's detail is shown as is.
+        good = _png(np.full((32, 32, 3), 0.5))
+        broken = good[: len(good) // 2]
+        _drop_files(page, "#dropzone", [("a.png", "image/png", good), ("broken.png", "image/png", broken)])
+        page.get_by_role("button", name="Reconstruct").click()
+        error = page.locator("#upload-error")
+        error.wait_for()
+        text = error.inner_text()
+        assert text.startswith("Upload refused: 'broken.png' is a corrupt"), text
+        assert text.endswith("(HTTP 422)"), text
+        assert page.get_by_role("button", name="Reconstruct").is_enabled()
+        assert log.page_errors == []
+        # The refused POST is the only console error (Chromium logs failed requests).
+        assert all("422" in e for e in log.console_errors), log.console_errors
+        assert log.off_loopback() == []
+    finally:
+        page.close()
