@@ -63,7 +63,7 @@ def scene():
 
 
 def test_upload_follow_and_view(chromium, service, scene, tmp_path) -> None:
-    context = chromium.new_context(viewport=VIEWPORT)
+    context = chromium.new_context(viewport=VIEWPORT, accept_downloads=True)
     page = context.new_page()
     log = PageLog()
     log.attach(page)
@@ -98,6 +98,18 @@ def test_upload_follow_and_view(chromium, service, scene, tmp_path) -> None:
         assert corr[0] == max(corr), f"camera 0's view matches another photo better: {np.round(corr, 3)}"
         # The photo beside the view is the job's own input, served as an artifact.
         assert page.evaluate("() => document.getElementById('compare-image').naturalWidth") == scene.width
+
+        # The server renders exactly this view (same K and pose, our rasterizer): the two must agree.
+        page.get_by_label("Input cameras").uncheck()
+        page.evaluate("() => window.onepassViewer.settled()")
+        view = png_to_array(page.locator("#canvas").screenshot())
+        page.get_by_role("button", name="Render", exact=True).click()
+        with page.expect_download(timeout=120_000) as download:
+            page.get_by_role("link", name="Download the PNG").click()
+        server = png_to_array(download.value.path().read_bytes())
+        assert server.shape == view.shape
+        agree = correlation(server, view)
+        assert agree > 0.8, f"browser view vs server render of the same camera: correlation {agree:.3f}"
 
         assert log.page_errors == [] and log.console_errors == [], (log.page_errors, log.console_errors)
         assert log.off_loopback() == [], log.off_loopback()

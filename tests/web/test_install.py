@@ -77,11 +77,16 @@ def test_import_map_targets_are_served_immutable() -> None:
     for url in urls:
         if url.endswith("/"):
             url += "postprocessing/Pass.js"  # what Spark imports through three/addons/
-        r = client.get(url)
-        assert r.status_code == 200, url
-        assert r.headers["content-type"].startswith("text/javascript")
-        assert "immutable" in r.headers["cache-control"]
-        assert "content-security-policy" in r.headers
+        plain = client.get(url, headers={"Accept-Encoding": "identity"})
+        assert plain.status_code == 200, url
+        assert plain.headers["content-type"].startswith("text/javascript")
+        assert "immutable" in plain.headers["cache-control"]
+        assert "content-security-policy" in plain.headers
+        assert "content-encoding" not in plain.headers
+        zipped = client.get(url, headers={"Accept-Encoding": "gzip, br"})
+        assert zipped.headers["content-encoding"] == "gzip"
+        assert int(zipped.headers["content-length"]) < len(plain.content) / 2
+        assert zipped.content == plain.content  # httpx decodes the gzip body
 
 
 @needs_npm
