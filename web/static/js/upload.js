@@ -22,7 +22,10 @@ const OUTPUTS = [
 ];
 
 const $ = (id) => document.getElementById(id);
-const state = { files: [], streams: new Map(), rows: new Map() };
+// Browsers allow ~6 HTTP/1.1 connections per host: stream at most MAX_STREAMS jobs, poll the others.
+const MAX_STREAMS = 3;
+const POLL_MS = 2000;
+const state = { files: [], streams: new Map(), rows: new Map(), jobs: new Map(), pollTimer: null };
 
 function kindOf(file) {
   if (IMAGE_TYPES.has(file.type) || IMAGE_EXT.test(file.name)) return "image";
@@ -209,6 +212,7 @@ function renderJob(job) {
 
 function upsertJob(job, prepend = false) {
   const isNew = !state.rows.has(job.id);
+  state.jobs.set(job.id, job);
   renderJob(job);
   const li = state.rows.get(job.id).li;
   if (isNew) {
@@ -229,6 +233,10 @@ function closeStream(id) {
 // `deleted` says the job is gone.
 function follow(job) {
   if (state.streams.has(job.id)) return;
+  if (state.streams.size >= MAX_STREAMS) {
+    schedulePoll();
+    return;
+  }
   const source = new EventSource(job.links?.events ?? `${API}/${job.id}/events`);
   state.streams.set(job.id, source);
   source.addEventListener("progress", (e) => upsertJob(JSON.parse(e.data)));
@@ -255,7 +263,18 @@ async function refreshJob(id) {
   }
 }
 
+// Jobs without a stream (over MAX_STREAMS) are refreshed every POLL_MS until they end or get one.
+function schedulePoll() {
+  if (state.pollTimer !== null) return;
+  state.pollTimer = setTimeout(async () => {
+    state.pollTimer = null;
+    const waiting = [...state.jobs.values()].filter((j) => !TERMINAL.has(j.status) && !state.streams.has(j.id));
+    for (const j of waiting) await refreshJob(j.id);
+  }, POLL_MS);
+}
+
 function dropJob(id) {
+  state.jobs.delete(id);
   closeStream(id);
   state.rows.get(id)?.li.remove();
   state.rows.delete(id);
