@@ -228,7 +228,10 @@ def render_section(sweep: dict, e2e: dict | None, loads: list[dict] | None, meta
         "threads on this shared machine, OpenMP spin-waiting made timings swing by 10× or more). "
         f"`tiny` weights: {meta['weights']} (latency does not depend on the values). Each point runs in a "
         "fresh process; latency = median of the runs listed; peak RSS = the process's maximum resident set "
-        "(includes ~0.3–0.4 GB of Python/torch baseline and the input images).",
+        "(includes ~0.3–0.4 GB of Python/torch baseline and the input images). 1-minute load average at "
+        f"start / end: {meta['load_start']:.1f} / {meta['load_end']:.1f} on {meta['cores']} cores: other "
+        "engineers' jobs ran at the same time, so absolute times are inflated and noisy; the two modes were "
+        "measured interleaved (same conditions).",
         "",
         "### Latency and peak memory vs views (tiny, 224×224, `Reconstructor.reconstruct`)",
         "",
@@ -334,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    load_start = os.getloadavg()[0]
     views = [4, 8] if args.quick else args.views
     cached = json.loads(CACHE.read_text()) if args.reuse and CACHE.is_file() else {}
     sweep: dict[str, dict[int, dict]] = {
@@ -363,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "threads": args.threads,
+        "load_start": load_start,
+        "load_end": os.getloadavg()[0],
         "weights": sweep["zpressor"][views[0]]["weights"],
     }
     text = render_section(sweep, e2e, loads, meta)
