@@ -143,6 +143,10 @@ class TileBins:
     tile_size: int
 
     @property
+    def n_images(self) -> int:
+        return (self.offsets.shape[0] - 1) // (self.tile_w * self.tile_h)
+
+    @property
     def n_isects(self) -> int:
         return int(self.flatten_ids.shape[0])
 

@@ -8,7 +8,8 @@ o·exp(-σ))``; skip when ``α < 1/255``; stop (without ``g``) when ``T(1 - α) 
 CPU layout: tiles are the unit of parallel work (interleaved over threads for load balance). Inside a tile
 the loop runs over Gaussians and, per Gaussian, only over the pixels of each row where ``α ≥ 1/255`` can
 hold (the ellipse ``σ ≤ ln(255·o)`` solved per row, padded by a pixel), so no exp is spent on pixels a
-Gaussian cannot reach. Per-pixel state (T, colour, done flag, last index) keeps the per-pixel order and
+Gaussian cannot reach; along a row ``exp(-σ)`` is updated by two multiplications (σ is quadratic in x).
+Per-pixel state (T, colour, done flag, last index) keeps the per-pixel order and
 results identical to gsplat's per-pixel loop. The backward pass walks each tile back to front, recovering
 T by division (float64), writes one gradient row per tile intersection, then sums rows per Gaussian.
 """
@@ -74,6 +75,33 @@ def _col_span(mx, dy, a, b, c, level, x0, x1):
     return int(j0), int(j1)
 
 
+#: Conics with ``a`` above this (only possible with ``eps2d`` near 0) use a direct exp per pixel, so the
+#: incremental per-row factors below cannot overflow.
+_INCREMENTAL_MAX_A = 16.0
+
+
+@numba.njit(**NJIT_OPTIONS)
+def _incremental(a, b, c):
+    """Whether ``exp(-σ)`` may be stepped along rows (PD conic, moderate ``a``); the factor ``exp(-a)``."""
+    if a > 0.0 and a * c - b * b > 0.0 and a <= _INCREMENTAL_MAX_A:
+        return True, math.exp(-a)
+    return False, 0.0
+
+
+@numba.njit(**NJIT_OPTIONS)
+def _row_start(dx, dy, a, b, c, incremental):
+    """``exp(-σ)`` at the first pixel of a row span and the factor to the next pixel.
+
+    Moving one pixel right lowers ``dx`` by 1, so ``σ`` changes by ``-(a·dx + b·dy) + a/2`` and that change
+    grows by ``a`` per step: ``exp(-σ)`` follows by two multiplications per pixel instead of an exp. Forward
+    and backward run this same sequence, so both see bitwise identical alphas.
+    """
+    if not incremental:
+        return 0.0, 0.0
+    vis = math.exp(-(0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy))
+    return vis, math.exp(a * dx + b * dy - 0.5 * a)
+
+
 @numba.njit(**NJIT_OPTIONS)
 def _composite_fwd_kernel(
     job,
@@ -119,20 +147,28 @@ def _composite_fwd_kernel(
             level = math.log(o / ALPHA_THRESHOLD)
             mx, my = means2d[g, 0], means2d[g, 1]
             a, b, c = conics[g, 0], conics[g, 1], conics[g, 2]
+            incremental, q = _incremental(a, b, c)
             r0, r1 = _row_span(my, a, b, c, level, y0, y1)
             for py in range(r0, r1):
                 dy = my - (py + 0.5)
                 j0, j1 = _col_span(mx, dy, a, b, c, level, x0, x1)
                 row = (py - y0) * tile_size - x0
+                vis, step = _row_start(mx - (j0 + 0.5), dy, a, b, c, incremental)
                 for px in range(j0, j1):
                     p = row + px
+                    if incremental:
+                        v = vis
+                        vis *= step
+                        step *= q
+                    else:
+                        dx = mx - (px + 0.5)
+                        sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
+                        if sigma < 0.0:
+                            continue
+                        v = math.exp(-sigma)
                     if done[p]:
                         continue
-                    dx = mx - (px + 0.5)
-                    sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
-                    if sigma < 0.0:
-                        continue
-                    alpha = min(ALPHA_MAX, o * math.exp(-sigma))
+                    alpha = min(ALPHA_MAX, o * v)
                     if alpha < ALPHA_THRESHOLD:
                         continue
                     next_T = T[p] * (1.0 - alpha)
@@ -221,20 +257,27 @@ def _composite_bwd_kernel(
             v_mx, v_my, v_a, v_b, v_c, v_o = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
             v_col[:] = 0.0
             touched = False
+            incremental, q = _incremental(a, b, c)
             r0, r1 = _row_span(my, a, b, c, level, y0, y1)
             for py in range(r0, r1):
                 dy = my - (py + 0.5)
                 j0, j1 = _col_span(mx, dy, a, b, c, level, x0, x1)
                 row = (py - y0) * tile_size - x0
+                vis_next, step = _row_start(mx - (j0 + 0.5), dy, a, b, c, incremental)
                 for px in range(j0, j1):
                     p = row + px
+                    dx = mx - (px + 0.5)
+                    if incremental:
+                        vis = vis_next
+                        vis_next *= step
+                        step *= q
+                    else:
+                        sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
+                        if sigma < 0.0:
+                            continue
+                        vis = math.exp(-sigma)
                     if idx > last[p]:
                         continue
-                    dx = mx - (px + 0.5)
-                    sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
-                    if sigma < 0.0:
-                        continue
-                    vis = math.exp(-sigma)
                     alpha = min(ALPHA_MAX, o * vis)
                     if alpha < ALPHA_THRESHOLD:
                         continue
@@ -292,7 +335,7 @@ class CompositeFn(torch.autograd.Function):
     def forward(
         ctx, means2d, conics, colors, opacities, backgrounds, bins: TileBins, width: int, height: int
     ):
-        n_images = bins.offsets.shape[0] // (bins.tile_w * bins.tile_h)
+        n_images = bins.n_images
         D = colors.shape[-1]
         bg = _np(backgrounds) if backgrounds is not None else np.zeros((n_images, D))
         out_colors = np.empty((n_images, height, width, D))
