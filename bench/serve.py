@@ -1,0 +1,404 @@
+"""Service benchmarks → the ``## Service`` section of docs/BENCHMARKS.md and docs/bench/serve_*.png.
+
+1. **Latency and throughput**: ``POST /v1/reconstruct`` (synchronous: upload → queue → batch → cameras
+   written → answer) with 4-view 224×224 procedural scenes, at concurrency 1, 4 and 16, against two
+   servers started side by side, batching on and off, interleaved run by run so both see the same machine
+   load. The requests ask for ``outputs=["cameras"]`` so the numbers show the service and the model, not
+   the exporters; a second concurrency-1 row asks for every output.
+2. **Bare model call**: ``Reconstructor.reconstruct`` on the same images in this process (and with
+   ``write_reconstruction`` of every output, for the second row), the baseline for concurrency 1.
+3. **Upload memory**: 100 one-megapixel JPEGs in one ``POST /v1/reconstructions`` to a queue-only
+   server; the server's peak RSS during the upload (VmHWM, reset just before) minus its RSS before.
+
+Run: ``python -m bench.serve`` (``--quick``: 1 run, concurrency 1 and 4, no docs update).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "BENCHMARKS.md"
+PLOT_DIR = ROOT / "docs" / "bench"
+SECTION = "## Service"
+VIEWS, SIZE = 4, 224
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def proc_status(pid: int, key: str) -> int:
+    """A ``/proc/<pid>/status`` memory field in bytes (VmRSS, VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Reset the kernel's peak-RSS counter of ``pid`` (``clear_refs`` 5); False when not permitted."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def png(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def make_scenes(n: int) -> list[list[bytes]]:
+    from models.data.procedural import make_scene
+
+    return [
+        [png(im) for im in make_scene(seed, views=VIEWS, width=SIZE, height=SIZE).images] for seed in range(n)
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def server(data: Path, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``python -m app serve`` in a subprocess; yields (process, base URL) once ``/readyz`` (or, with no
+    workers, ``/healthz``) answers 200."""
+    port = free_port()
+    full_env = {**os.environ, "ONEPASS_DATA_DIR": str(data), "ONEPASS_LOG_LEVEL": "warning", **env}
+    cmd = [sys.executable, "-m", "app", "serve", "--port", str(port), "--device", "cpu"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    probe = "/healthz" if env.get("ONEPASS_WORKERS") == "0" else "/readyz"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                if httpx.get(url + probe, timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server with {env} did not become ready")
+            time.sleep(0.2)
+        yield proc, url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+# ------------------------------------------------------------------------------------ measurements
+def load_level(
+    url: str, scenes: list[list[bytes]], concurrency: int, requests: int, outputs: list[str] | None
+) -> dict:
+    """``requests`` synchronous reconstructions, ``concurrency`` at a time; latency per request, wall time."""
+    options = json.dumps({"max_anchors": 8} | ({"outputs": outputs} if outputs else {}))
+    latencies: list[float] = []
+    batch_sizes: list[float] = []
+    errors: list[str] = []
+    counter = iter(range(requests))
+    lock = threading.Lock()
+
+    def client() -> None:
+        with httpx.Client(base_url=url, timeout=600) as c:
+            while True:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                files = [
+                    ("files", (f"{k:03d}.png", b, "image/png")) for k, b in enumerate(scenes[i % len(scenes)])
+                ]
+                t0 = time.perf_counter()
+                r = c.post("/v1/reconstruct", files=files, data={"options": options})
+                dt = time.perf_counter() - t0
+                with lock:
+                    if r.status_code == 200:
+                        latencies.append(dt)
+                        batch_sizes.append(r.json()["job"]["timings"].get("batch_size", 1))
+                    else:
+                        errors.append(f"{r.status_code} {r.text[:200]}")
+
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    if errors:
+        raise RuntimeError(f"{len(errors)} failed requests, first: {errors[0]}")
+    return {
+        "throughput": requests / wall,
+        "p50": percentile(latencies, 50),
+        "p95": percentile(latencies, 95),
+        "mean_batch": float(np.mean(batch_sizes)),
+    }
+
+
+def bare_model(scenes: list[list[bytes]], runs: int, write_all: bool) -> dict:
+    """``Reconstructor.reconstruct`` (+ ``write_reconstruction`` of every output) in this process."""
+    from app.services.outputs import write_reconstruction
+    from models import Reconstructor
+
+    rec = Reconstructor("tiny", device="cpu")
+    decoded = [[np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in s] for s in scenes]
+    rec.reconstruct(decoded[0], max_anchors=8)  # warm-up
+    times = []
+    for i in range(runs):
+        t0 = time.perf_counter()
+        r = rec.reconstruct(decoded[i % len(decoded)], max_anchors=8)
+        if write_all:
+            with tempfile.TemporaryDirectory() as d:
+                write_reconstruction(r, d, [f"{k:03d}.png" for k in range(VIEWS)])
+        times.append(time.perf_counter() - t0)
+    return {"p50": percentile(times, 50), "p95": percentile(times, 95), "runs": runs}
+
+
+def upload_rss(count: int, repeats: int) -> dict:
+    """Peak RSS rise of a queue-only server while it receives ``count`` one-megapixel JPEGs."""
+    rng = np.random.default_rng(0)
+    jpegs = []
+    for _ in range(count):
+        base = np.linspace(0, 255, 1000, dtype=np.float32)
+        img = (base[None, :, None] * 0.5 + rng.integers(0, 128, (1000, 1000, 3))).astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="JPEG", quality=90)
+        jpegs.append(buf.getvalue())
+    body_mb = sum(map(len, jpegs)) / 1e6
+    deltas, times = [], []
+    with tempfile.TemporaryDirectory() as d, server(Path(d), {"ONEPASS_WORKERS": "0"}) as (proc, url):
+        files = [("files", (f"{i:03d}.jpg", b, "image/jpeg")) for i, b in enumerate(jpegs)]
+        with httpx.Client(base_url=url, timeout=600) as c:
+            for _ in range(repeats):
+                before = proc_status(proc.pid, "VmRSS")
+                if not reset_peak_rss(proc.pid):
+                    raise RuntimeError("cannot reset the server's peak RSS (/proc/<pid>/clear_refs)")
+                t0 = time.perf_counter()
+                r = c.post("/v1/reconstructions", files=files)
+                times.append(time.perf_counter() - t0)
+                if r.status_code != 202:
+                    raise RuntimeError(f"upload failed: {r.status_code} {r.text[:300]}")
+                deltas.append(proc_status(proc.pid, "VmHWM") - before)
+    return {
+        "count": count,
+        "body_mb": body_mb,
+        "rss_rise_mb": [x / 1e6 for x in deltas],
+        "median_rise_mb": statistics.median(deltas) / 1e6,
+        "median_upload_s": statistics.median(times),
+    }
+
+
+# ------------------------------------------------------------------------------------------ output
+def plot(results: dict, levels: list[int]) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    PLOT_DIR.mkdir(parents=True, exist_ok=True)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    for mode, style in (("on", "o-"), ("off", "s--")):
+        med = results["median"][mode]
+        a.plot(levels, [med[c]["throughput"] for c in levels], style, label=f"batching {mode}")
+        b.plot(levels, [med[c]["p95"] for c in levels], style, label=f"batching {mode} (p95)")
+    a.set(
+        xscale="log",
+        xticks=levels,
+        xticklabels=levels,
+        xlabel="concurrent requests",
+        ylabel="scenes / s",
+        title="Throughput, 4-view 224×224",
+    )
+    b.axhline(results["bare"]["p95"], color="gray", lw=1, label="bare model call (p95)")
+    b.set(
+        xscale="log",
+        xticks=levels,
+        xticklabels=levels,
+        xlabel="concurrent requests",
+        ylabel="seconds",
+        title="p95 latency",
+    )
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    out = PLOT_DIR / "serve_batching.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return [out]
+
+
+def render_section(results: dict, levels: list[int], meta: dict) -> str:
+    med, bare = results["median"], results["bare"]
+    per_level = ", ".join(str(meta["requests"][c]) for c in levels)
+    lines = [
+        SECTION,
+        "",
+        f"Command: `python -m bench.serve` ({meta['date']}). Machine: {meta['cpu']}, {meta['cores']} cores "
+        f"shared with other work (load average {meta['load']} at the start). Medians of {meta['repeats']} "
+        "runs per point; batching on and off interleaved run by run, so both saw the same load.",
+        "",
+        f"Workload: `POST /v1/reconstruct` of {VIEWS}-view {SIZE}×{SIZE} procedural scenes (PNG), preset "
+        '`tiny` on the CPU, one worker, `outputs=["cameras"]`; one client thread per concurrent request, '
+        f"each sending its next request when the answer arrives ({per_level} requests per level). "
+        f"Batching on: `ONEPASS_MAX_BATCH_SCENES=16`, `ONEPASS_MAX_WAIT_MS={meta['wait_ms']}`; off: "
+        "`ONEPASS_BATCHING=false` (one scene per forward pass).",
+        "",
+        "| concurrency | batching | throughput (scenes/s) | p50 (s) | p95 (s) | mean batch |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    for c in levels:
+        for mode in ("on", "off"):
+            m = med[mode][c]
+            cells = [f"{m['throughput']:.2f}", f"{m['p50']:.2f}", f"{m['p95']:.2f}", f"{m['mean_batch']:.1f}"]
+            lines.append(f"| {c} | {mode} | " + " | ".join(cells) + " |")
+    top = levels[-1]
+    ratio = med["on"][top]["throughput"] / med["off"][top]["throughput"]
+    p95_1 = med["on"][1]["p95"]
+    lines += [
+        "",
+        f"- Batching speed-up at concurrency {top}: **{ratio:.2f}×** the throughput without batching "
+        "(target ≥ 1.3×).",
+        f"- Concurrency 1, batching on: p95 {p95_1:.2f} s vs the bare `Reconstructor.reconstruct` call "
+        f"p95 {bare['p95']:.2f} s (p50 {bare['p50']:.2f} s, {bare['runs']} calls in the bench process): "
+        f"**{(p95_1 / bare['p95'] - 1) * 100:+.0f} %** (target within 10 %). The difference is HTTP, PNG "
+        "decoding and checking, the queue and its wait window, and writing cameras.json.",
+    ]
+    if "full" in results:
+        f, fb = results["full"], results["bare_full"]
+        lines.append(
+            "- Every output written (depth, points, splats PLY/SPZ, GLB, COLMAP, report), concurrency 1: "
+            f"p95 {f['p95']:.2f} s vs {fb['p95']:.2f} s for `reconstruct` + `write_reconstruction` in "
+            f"process ({(f['p95'] / fb['p95'] - 1) * 100:+.0f} %)."
+        )
+    u = results["upload"]
+    rises = ", ".join(f"{x:.0f}" for x in u["rss_rise_mb"])
+    lines += [
+        f"- Upload of {u['count']} one-megapixel JPEGs ({u['body_mb']:.0f} MB body) to a queue-only "
+        f"server: peak RSS rise **{u['median_rise_mb']:.0f} MB** (median of {len(u['rss_rise_mb'])}: "
+        f"{rises} MB; target ≤ 500 MB), {u['median_upload_s']:.1f} s per upload including checking every "
+        "image. Parts stream to disk as they arrive; images are decoded one at a time to check them.",
+        "",
+        "![batching](bench/serve_batching.png)",
+        "",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(text: str) -> None:
+    """Replace (or append) this file's ``## Service`` section, leaving other sections untouched."""
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    doc = DOC.read_text() if DOC.is_file() else "# Benchmarks\n\n"
+    lines = doc.splitlines(keepends=True)
+    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == SECTION), None)
+    if start is None:
+        DOC.write_text(doc.rstrip("\n") + "\n\n" + text)
+        return
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    DOC.write_text("".join(lines[:start]) + text + ("\n" + "".join(lines[end:]) if end < len(lines) else ""))
+
+
+# -------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--wait-ms", type=float, default=10.0, help="ONEPASS_MAX_WAIT_MS of the batching server")
+    ap.add_argument("--uploads", type=int, default=100, help="JPEGs in the upload-memory run")
+    ap.add_argument("--skip-full", action="store_true", help="skip the every-output row")
+    ap.add_argument("--quick", action="store_true", help="1 run, concurrency 1 and 4, no docs update")
+    args = ap.parse_args(argv)
+    levels = [1, 4] if args.quick else args.levels
+    repeats = 1 if args.quick else args.repeats
+    requests = {c: max(6, 2 * c) for c in levels}
+
+    load_at_start = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    scenes = make_scenes(8)
+    results: dict = {"runs": {"on": {c: [] for c in levels}, "off": {c: [] for c in levels}}}
+    common = {"ONEPASS_WORKERS": "1", "ONEPASS_MAX_BATCH_SCENES": "16", "ONEPASS_MAX_BATCH_TOKENS": "65536"}
+    with (
+        tempfile.TemporaryDirectory() as d_on,
+        tempfile.TemporaryDirectory() as d_off,
+        server(Path(d_on), {**common, "ONEPASS_MAX_WAIT_MS": str(args.wait_ms)}) as (_, url_on),
+        server(Path(d_off), {**common, "ONEPASS_BATCHING": "false"}) as (_, url_off),
+    ):
+        urls = {"on": url_on, "off": url_off}
+        for r in range(repeats):
+            for c in levels:
+                order = ("on", "off") if r % 2 == 0 else ("off", "on")
+                for mode in order:
+                    res = load_level(urls[mode], scenes, c, requests[c], ["cameras"])
+                    results["runs"][mode][c].append(res)
+                    print(f"run {r} c={c} batching {mode}: {res}", flush=True)
+        if not args.skip_full:
+            full = [load_level(url_on, scenes, 1, requests[1], None) for _ in range(repeats)]
+            results["full"] = {k: statistics.median(x[k] for x in full) for k in ("p50", "p95")}
+            print("every output, c=1:", results["full"], flush=True)
+    results["median"] = {
+        mode: {c: {k: statistics.median(x[k] for x in runs) for k in runs[0]} for c, runs in per.items()}
+        for mode, per in results["runs"].items()
+    }
+    n_bare = requests[levels[0]] * repeats
+    results["bare"] = bare_model(scenes, n_bare, write_all=False)
+    print("bare model:", results["bare"], flush=True)
+    if not args.skip_full:
+        results["bare_full"] = bare_model(scenes, n_bare, write_all=True)
+        print("bare model + outputs:", results["bare_full"], flush=True)
+    results["upload"] = upload_rss(args.uploads, 1 if args.quick else 3)
+    print("upload:", results["upload"], flush=True)
+    if args.quick:
+        return 0
+    meta = {
+        "date": time.strftime("%Y-%m-%d"),
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "repeats": repeats,
+        "requests": requests,
+        "wait_ms": f"{args.wait_ms:g}",
+        "load": load_at_start,
+    }
+    plot(results, levels)
+    write_section(render_section(results, levels, meta))
+    (PLOT_DIR / "serve_results.json").write_text(json.dumps(results, indent=1, default=str))
+    print(f"wrote {DOC} ({SECTION})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
