@@ -94,7 +94,8 @@ def chamfer_distance(
     """Symmetric Chamfer distance between point sets ``a [N, 3]`` and ``b [M, 3]``.
 
     Returns ``{"accuracy": mean_a min_b |a−b|, "completeness": mean_b min_a |b−a|, "chamfer": their mean}``
-    (DTU's Acc/Comp/Overall). Sets larger than ``max_points`` are randomly subsampled with a fixed seed.
+    (DTU's Acc/Comp/Overall). Each mean runs over at most ``max_points`` query points (a fixed random subset);
+    the nearest neighbours are always searched in the *full* other set, so subsampling adds no bias.
     """
     rng = np.random.default_rng(seed)
     sets = []
@@ -103,10 +104,12 @@ def chamfer_distance(
         x = x[np.isfinite(x).all(1)]
         if x.shape[0] == 0:
             raise ValueError(f"chamfer_distance: point set {name} has no finite points")
-        if x.shape[0] > max_points:
-            x = x[rng.choice(x.shape[0], max_points, replace=False)]
         sets.append(x)
     pa, pb = sets
-    acc = float(cKDTree(pb).query(pa, k=1)[0].mean())
-    comp = float(cKDTree(pa).query(pb, k=1)[0].mean())
+
+    def queries(x: np.ndarray) -> np.ndarray:
+        return x if x.shape[0] <= max_points else x[rng.choice(x.shape[0], max_points, replace=False)]
+
+    acc = float(cKDTree(pb).query(queries(pa), k=1)[0].mean())
+    comp = float(cKDTree(pa).query(queries(pb), k=1)[0].mean())
     return {"accuracy": acc, "completeness": comp, "chamfer": 0.5 * (acc + comp)}

@@ -1,0 +1,155 @@
+"""Aggregate benchmark rows and write ``results.json``, ``results.md`` and plots.
+
+Aggregation per ``(method, views)``: AUC@30 is computed over the *pooled* view pairs of all scenes (as VGGT
+pools the pairs of a category); every other metric is the mean over scenes (NaN-aware), runtime is the median.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.eval.camera import PoseErrors, pose_auc
+
+__all__ = ["aggregate", "write_report", "markdown_table"]
+
+_MEAN_KEYS = (
+    "rra15", "rta15", "rot_err_median_deg", "trans_err_median_deg", "abs_rel_median", "delta1_median",
+    "abs_rel_global", "delta1_global", "chamfer", "psnr", "ssim", "registration_rate", "anchors",
+)  # fmt: skip
+
+
+def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One summary dict per ``(suite, method, views)`` in first-seen order."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r.get("suite", ""), r["method"], r["views"]), []).append(r)
+    out = []
+    for (suite, method, views), rs in groups.items():
+        agg: dict[str, Any] = {"suite": suite, "method": method, "views": views, "scenes": len(rs)}
+        pairs = [np.asarray(r["_pair_max_deg"]) for r in rs if "_pair_max_deg" in r]
+        if pairs:
+            err = np.concatenate(pairs)
+            agg["auc30"] = pose_auc(PoseErrors(err, err), 30)
+            agg["auc30_scene_mean"] = float(np.mean([r["auc30"] for r in rs if "auc30" in r]))
+        for key in _MEAN_KEYS:
+            vals = [float(r[key]) for r in rs if key in r and r[key] is not None]
+            vals = [v for v in vals if math.isfinite(v)]
+            if vals:
+                agg[key] = float(np.mean(vals))
+        agg["runtime_s_median"] = float(np.median([r["runtime_s"] for r in rs]))
+        out.append(agg)
+    return out
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+_COLUMNS = (
+    ("method", "method", 0), ("views", "views", 0), ("scenes", "scenes", 0), ("auc30", "AUC@30", 3),
+    ("rra15", "RRA@15", 3), ("rta15", "RTA@15", 3), ("registration_rate", "registered", 2),
+    ("abs_rel_median", "AbsRel (med)", 3), ("delta1_median", "δ<1.25 (med)", 3),
+    ("abs_rel_global", "AbsRel (Sim3)", 3), ("delta1_global", "δ<1.25 (Sim3)", 3), ("chamfer", "Chamfer", 3),
+    ("psnr", "PSNR", 2), ("ssim", "SSIM", 3), ("runtime_s_median", "time s (median)", 2),
+)  # fmt: skip
+
+
+def markdown_table(summary: list[dict[str, Any]]) -> str:
+    head = "| " + " | ".join(title for _, title, _ in _COLUMNS) + " |"
+    sep = "|" + "|".join("---" for _ in _COLUMNS) + "|"
+    lines = [head, sep]
+    for s in summary:
+        lines.append("| " + " | ".join(_fmt(s.get(k), d) for k, _, d in _COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def _plot(
+    summary: list[dict[str, Any]], out: Path, key: str, ylabel: str, name: str, logy: bool = False
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    methods = sorted({s["method"] for s in summary if s.get("suite") == "procedural"})
+    for m in methods:
+        pts = sorted(
+            (s["views"], s[key])
+            for s in summary
+            if s["method"] == m and key in s and s.get("suite") == "procedural"
+        )
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=m)
+    ax.set_xscale("log", base=2)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("input views")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / name)
+    plt.close(fig)
+
+
+def write_report(out_dir: str | Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Path]:
+    """Write ``results.json`` (meta, summary, per-scene rows), ``results.md`` and PNG plots; return paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = aggregate(rows)
+    clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    meta = {
+        **meta,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "python": platform.python_version(),
+    }
+    doc = _finite_or_none({"meta": meta, "summary": summary, "rows": clean})
+    paths = {"json": out / "results.json", "markdown": out / "results.md"}
+    paths["json"].write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
+    md = [f"# onepass evaluation ({meta.get('weights', {}).get('source', '?')} weights)", ""]
+    md.append("```\n" + json.dumps(meta, indent=1, default=_json_default) + "\n```\n")
+    for suite in sorted({s["suite"] for s in summary}):
+        md += [f"## {suite}", "", markdown_table([s for s in summary if s["suite"] == suite]), ""]
+    paths["markdown"].write_text("\n".join(md))
+    if any(s.get("suite") == "procedural" for s in summary):
+        for key, label, name, logy in (
+            ("auc30", "camera AUC@30", "auc_vs_views.png", False),
+            ("abs_rel_median", "depth AbsRel (median scaling)", "absrel_vs_views.png", False),
+            ("psnr", "novel-view PSNR (dB)", "psnr_vs_views.png", False),
+            ("runtime_s_median", "seconds per scene (median)", "runtime_vs_views.png", True),
+        ):
+            _plot(summary, out, key, label, name, logy)
+            paths[name] = out / name
+    return paths
+
+
+def _finite_or_none(o: Any) -> Any:
+    """JSON has no NaN/Infinity: non-finite floats become ``null``."""
+    if isinstance(o, dict):
+        return {k: _finite_or_none(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_finite_or_none(v) for v in o]
+    if isinstance(o, float | np.floating):
+        return float(o) if math.isfinite(o) else None
+    return o
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
