@@ -284,8 +284,21 @@ class JobStore:
             return [JobRecord._from_row(s.get(_JobRow, i, populate_existing=True)) for i in claimed]
 
     def set_progress(self, job_id: str, *, stage: str, progress: float) -> bool:
-        """Record a running job's stage; False when the job is no longer running (cancelled, deleted)."""
-        return self._update(job_id, (RUNNING,), stage=stage, progress=float(progress))
+        """Record a running job's stage; False when the job is no longer running (cancelled, deleted).
+
+        Progress never goes back: an update older than the one stored (they come from several threads)
+        is ignored, and still answers True while the job runs.
+        """
+        with self._sessions() as s:
+            res = s.execute(
+                _JobRow.__table__.update()
+                .where(_JobRow.id == job_id, _JobRow.status == RUNNING, _JobRow.progress <= float(progress))
+                .values(stage=stage, progress=float(progress), updated_at=utcnow())
+            )
+            s.commit()
+            if res.rowcount == 1:
+                return True
+            return s.scalar(select(_JobRow.status).where(_JobRow.id == job_id)) == RUNNING
 
     def succeed(self, job_id: str, timings: dict[str, float]) -> bool:
         now = utcnow()

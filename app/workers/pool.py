@@ -140,11 +140,12 @@ class WorkerPool:
             self.metrics.forward_seconds.observe(seconds)
 
         t0 = time.perf_counter()
-        w.batcher = Batcher(w.name, lambda payloads: [], on_batch=on_batch, on_oom=self.metrics.oom.inc)
         try:
-            w.reconstructor = await w.batcher.call(self._provider, w.device)
-            w.batcher._run_many = w.reconstructor.reconstruct_batch
+            w.reconstructor = await asyncio.to_thread(self._provider, w.device)
             w.info["load_s"] = round(time.perf_counter() - t0, 3)
+            w.batcher = Batcher(
+                w.name, w.reconstructor.reconstruct_batch, on_batch=on_batch, on_oom=self.metrics.oom.inc
+            )
             if self.settings.warmup:
                 t1 = time.perf_counter()
                 w.info.update(await w.batcher.call(pipeline.warmup, w.reconstructor))

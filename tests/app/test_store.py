@@ -119,3 +119,17 @@ def test_artifacts_appear_in_one_rename(tmp_path: Path) -> None:
     files.new_upload_dir()
     assert files.sweep() == 2
     assert list(files.uploads.iterdir()) == [] and list(files.job_dir("j2").iterdir()) == []
+
+
+def test_progress_never_goes_back(store: JobStore) -> None:
+    add(store, "a")
+    store.claim(1)
+    assert store.set_progress("a", stage="writing", progress=0.7)
+    assert store.set_progress(
+        "a", stage="reconstructing", progress=0.2
+    )  # late update: ignored, still running
+    job = store.get_job("a")
+    assert (job.stage, job.progress) == ("writing", 0.7)
+    store.cancel("a")
+    assert not store.set_progress("a", stage="publishing", progress=0.95)
+    assert not store.set_progress("missing", stage="x", progress=0.1)
