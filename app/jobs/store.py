@@ -26,6 +26,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    case,
     create_engine,
     event,
     func,
@@ -341,6 +342,27 @@ class JobStore:
             s.delete(row)
             s.commit()
             return True
+
+    def release(self, job_ids: Sequence[str]) -> list[str]:
+        """Give running jobs back to the queue after an orderly shutdown (their attempt does not count)."""
+        released = []
+        with self._sessions() as s:
+            for job_id in job_ids:
+                res = s.execute(
+                    _JobRow.__table__.update()
+                    .where(_JobRow.id == job_id, _JobRow.status == RUNNING)
+                    .values(
+                        status=QUEUED,
+                        stage="queued",
+                        progress=0.0,
+                        attempts=case((_JobRow.attempts > 0, _JobRow.attempts - 1), else_=0),
+                        updated_at=utcnow(),
+                    )
+                )
+                if res.rowcount == 1:
+                    released.append(job_id)
+            s.commit()
+        return released
 
     def recover(self, max_attempts: int) -> tuple[list[str], list[str]]:
         """After a restart: re-queue jobs left running, or fail those started ``max_attempts`` times.

@@ -75,7 +75,7 @@ class WorkerPool:
         self.max_inflight = (
             max(1, len(self.workers)) * (settings.max_batch_scenes if settings.batching else 1) + 1
         )
-        self._inflight: set[asyncio.Task] = set()
+        self._inflight: dict[asyncio.Task, str] = {}  # task → job id
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
@@ -97,10 +97,12 @@ class WorkerPool:
             self._tasks.append(asyncio.get_running_loop().create_task(self._boot(), name="onepass-boot"))
 
     async def stop(self) -> None:
+        """Stop taking jobs; jobs in flight go back to the queue without using up an attempt."""
         self._stopping = True
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        unfinished = list(self._inflight.values())
         for t in list(self._inflight):
             t.cancel()
         await asyncio.gather(*self._inflight, return_exceptions=True)
@@ -110,6 +112,9 @@ class WorkerPool:
             if w.batcher is not None:
                 w.batcher.close()
         self.io.shutdown(wait=True, cancel_futures=True)
+        if unfinished:
+            released = self.store.release(unfinished)
+            log.info("shutdown: %d running job(s) returned to the queue", len(released))
 
     def wake(self) -> None:
         """New jobs were queued: claim them now instead of at the next poll."""
@@ -180,7 +185,7 @@ class WorkerPool:
             for job in claimed:
                 self._publish(job.id)
                 task = asyncio.get_running_loop().create_task(self._run_job(job), name=f"job-{job.id}")
-                self._inflight.add(task)
+                self._inflight[task] = job.id
                 task.add_done_callback(self._job_done)
             if not claimed or len(self._inflight) >= self.max_inflight:
                 self._wake.clear()
@@ -190,7 +195,7 @@ class WorkerPool:
                     pass
 
     def _job_done(self, task: asyncio.Task) -> None:
-        self._inflight.discard(task)
+        self._inflight.pop(task, None)
         self._wake.set()
 
     async def _run_job(self, job: st.JobRecord) -> None:

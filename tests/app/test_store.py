@@ -133,3 +133,14 @@ def test_progress_never_goes_back(store: JobStore) -> None:
     store.cancel("a")
     assert not store.set_progress("a", stage="publishing", progress=0.95)
     assert not store.set_progress("missing", stage="x", progress=0.1)
+
+
+def test_release_returns_running_jobs_without_using_an_attempt(store: JobStore) -> None:
+    add(store, "a")
+    add(store, "b")
+    store.claim(2)
+    store.succeed("b", {})
+    assert store.release(["a", "b"]) == ["a"]
+    job = store.get_job("a")
+    assert (job.status, job.attempts, job.progress) == ("queued", 0, 0.0)
+    assert store.get_job("b").status == "succeeded"
