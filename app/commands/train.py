@@ -27,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="run seed (new runs only; default 0)")
     p.add_argument("--threads", type=int, default=1, metavar="N", help="torch CPU threads (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    p.add_argument(
+        "--export", default=None, metavar="FILE",
+        help="write the run's weights (from --out/last.pt) as .safetensors to FILE and exit",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -47,6 +51,19 @@ def run(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise CommandError(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
+    if args.export is not None:
+        from pathlib import Path
+
+        from models.training.loop import export_weights
+
+        if not args.export.endswith(".safetensors"):
+            raise CommandError(f"--export must name a .safetensors file, got {args.export}")
+        try:
+            path = export_weights(Path(args.out) / "last.pt", args.export)
+        except (CheckpointError, ValueError) as e:
+            raise CommandError(f"--export: {e}") from e
+        print(f"onepass train: exported {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        return 0
     try:
         if args.resume:
             trainer = Trainer(args.out, resume=True)

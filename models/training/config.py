@@ -30,6 +30,8 @@ class TrainConfig:
     min_lr_ratio: float = 0.05
     grad_clip: float = 1.0
     checkpoint_every_s: float = 300.0
+    val_every_s: float = 1800.0  # held-out validation cadence (0 = never)
+    val_views: int = 4
     stages: tuple[Stage, ...] = DEFAULT_STAGES
     weights: LossWeights = field(default_factory=LossWeights)
 

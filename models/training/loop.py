@@ -4,6 +4,7 @@ A run lives in one folder::
 
     OUT/last.pt          latest checkpoint (model, optimizer, scheduler, RNG, step, elapsed time, config)
     OUT/log.csv          one row per step: losses, learning rate, gradient norm, batch shape, seconds
+    OUT/val.csv          held-out validation metrics every ``val_every_s`` (see ``models.training.validate``)
     OUT/loss_curve.png   the learning curve, redrawn at every checkpoint
     OUT/config.json      the run's TrainConfig and model preset (for people; the checkpoint is authoritative)
 
@@ -11,6 +12,7 @@ A run lives in one folder::
 ``resume=True`` it continues from ``last.pt`` exactly: the same step plans, optimizer moments, schedule and
 RNG state, so ``N`` steps straight equal ``N/2`` + resume + ``N/2`` bit for bit (on the same machine and
 thread count). Log rows past the checkpoint (written after it, before an interruption) are dropped.
+SIGTERM and Ctrl-C stop the run after the current step and write a final checkpoint.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +46,9 @@ from models.training.curriculum import StepPlan, step_plan
 from models.training.plot import plot_loss_curve
 from models.training.schedule import make_scheduler
 from models.training.step import compute_losses
+from models.training.validate import VAL_COLUMNS, validate
 
-__all__ = ["Trainer", "TrainSummary", "LOG_COLUMNS", "build_optimizer"]
+__all__ = ["Trainer", "TrainSummary", "LOG_COLUMNS", "build_optimizer", "export_weights"]
 
 CHECKPOINT_NAME = "last.pt"
 LOG_NAME = "log.csv"
@@ -133,6 +138,20 @@ class Trainer:
     def log_path(self) -> Path:
         return self.out / LOG_NAME
 
+    def run_validation(self) -> dict[str, float]:
+        """Score held-out scenes now and append a row to ``val.csv``."""
+        res = validate(self.model, views=self.config.val_views)
+        row = {"step": self.step, "elapsed_s": round(self.elapsed_s, 1), **res}
+        path = self.out / "val.csv"
+        new = not path.exists()
+        self.out.mkdir(parents=True, exist_ok=True)
+        with path.open("a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=VAL_COLUMNS, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerow(row)
+        return row
+
     def _truncate_log(self, step: int) -> None:
         if not self.log_path.exists():
             return
@@ -219,7 +238,15 @@ class Trainer:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
         start = time.monotonic()
         deadline = None if minutes is None else start + 60.0 * minutes
-        last_ckpt = start
+        last_ckpt = last_val = start
+        stop = {"requested": False}
+
+        def request_stop(signum, frame) -> None:  # finish the current step, then checkpoint and return
+            stop["requested"] = True
+
+        previous = {}
+        if threading.current_thread() is threading.main_thread():  # signals can only be caught there
+            previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         end_step = (
             self.config.total_steps
             if max_steps is None
@@ -228,7 +255,11 @@ class Trainer:
         done, bad, rows, last_loss = 0, 0, [], float("nan")
         bar = tqdm(total=end_step, initial=self.step, disable=not progress, unit="step", dynamic_ncols=True)
         try:
-            while self.step < end_step and (deadline is None or time.monotonic() < deadline):
+            while (
+                self.step < end_step
+                and not stop["requested"]
+                and (deadline is None or time.monotonic() < deadline)
+            ):
                 row = self.train_step()
                 done += 1
                 rows.append(row)
@@ -242,15 +273,56 @@ class Trainer:
                 bar.set_postfix(
                     loss=f"{last_loss:.3f}", cam=f"{row['loss_camera']:.3f}", s=f"{row['step_s']:.2f}"
                 )
+                if self.config.val_every_s > 0 and time.monotonic() - last_val >= self.config.val_every_s:
+                    val = self.run_validation()
+                    bar.write(
+                        f"validation at step {self.step}: "
+                        + ", ".join(
+                            f"{k}={v:.3f}" for k, v in val.items() if k in ("auc30", "abs_rel_median", "psnr")
+                        )
+                    )
+                    last_val = time.monotonic()
                 if time.monotonic() - last_ckpt >= self.config.checkpoint_every_s:
                     self._write_log(rows)
                     rows = []
                     self.save()
                     last_ckpt = time.monotonic()
         finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             bar.close()
             if rows:
                 self._write_log(rows)
             if done:
                 self.save()
         return TrainSummary(done, self.step, self.elapsed_s, last_loss, self.checkpoint_path)
+
+
+def export_weights(
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    max_bytes: int = 25_000_000,
+    model_config: ModelConfig | None = None,
+) -> Path:
+    """Write a training checkpoint's model weights (only) as float32 ``.safetensors`` for shipping.
+
+    The file carries metadata (preset, step, training hours) and must stay under ``max_bytes``.
+    ``model_config`` overrides the preset's architecture (tests use a micro network).
+    """
+    from models.checkpoint import save_weights
+
+    data = load_checkpoint(checkpoint)
+    model = build_model(model_config or data["preset"])
+    check_compatible(data, checkpoint, data["preset"], model)
+    model.load_state_dict(data["model"])
+    meta = {
+        "preset": data["preset"], "step": int(data["step"]),
+        "train_hours": round(float(data.get("elapsed_s", 0.0)) / 3600, 3), "source": "onepass train",
+    }  # fmt: skip
+    path = save_weights(model, out, metadata=meta)
+    size = path.stat().st_size
+    if size > max_bytes:
+        path.unlink()
+        raise ValueError(f"exported weights are {size} bytes, above the {max_bytes}-byte limit")
+    return path
