@@ -42,6 +42,17 @@ def sniff_kind(path: Path) -> str:
     return "unknown"
 
 
+def video_suffix(path: Path) -> str:
+    """A file extension matching the video container in ``path`` (uploads are stored without one)."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return ".mkv"  # Matroska and WebM
+    if head[:4] == b"RIFF":
+        return ".avi"
+    return ".mov" if head[8:10] == b"qt" else ".mp4"
+
+
 @dataclass(frozen=True)
 class ImageInfo:
     width: int

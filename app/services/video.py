@@ -14,6 +14,7 @@ import imageio.v3 as iio
 from PIL import Image
 
 from app.core.errors import ApiError
+from app.services.media import video_suffix
 
 
 def sample_rate(duration_s: float | None, fps: float, max_frames: int) -> float:
@@ -30,8 +31,9 @@ def extract_frames(
 
     Raises :class:`ApiError` 422 (not decodable, or no frames), 413 (frames larger than ``max_pixels``).
     """
+    ext = video_suffix(video)  # imageio picks its plugin by extension; ffmpeg then probes the content
     try:
-        meta = iio.immeta(video, plugin="FFMPEG")
+        meta = iio.immeta(video, plugin="FFMPEG", extension=ext)
     except (OSError, RuntimeError, ValueError, StopIteration) as e:
         raise ApiError(422, f"'{name}' is not a video ffmpeg can read") from e
     w, h = (int(v) for v in meta.get("size", (0, 0)))
@@ -46,7 +48,7 @@ def extract_frames(
     dest.mkdir(parents=True, exist_ok=True)
     out: list[Path] = []
     next_slot = 0
-    frames = iio.imiter(video, plugin="FFMPEG")
+    frames = iio.imiter(video, plugin="FFMPEG", extension=ext)
     try:
         for i, frame in enumerate(frames):
             # Frame i shows time i / src_fps; take it when that time reaches the next sample slot.

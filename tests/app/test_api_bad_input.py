@@ -187,6 +187,8 @@ def test_zip_of_images_is_accepted(client: httpx.Client) -> None:
         ({"outputs": ["splats", "mesh"]}, "options.outputs"),
         ("{not json", "options"),
         ({"preset": "vggt-7b"}, "options.preset"),
+        ({"resolution": 100}, "options.resolution"),  # not a multiple of the patch size
+        ({"video_fps": 0}, "options.video_fps"),
     ],
 )
 def test_bad_options_are_422(client: httpx.Client, options, field) -> None:
@@ -323,3 +325,19 @@ def test_probes_and_metrics(client: httpx.Client) -> None:
     spec = client.get("/openapi.json").json()
     assert "/v1/reconstructions/{job_id}/render" in spec["paths"]
     assert "multipart/form-data" in spec["paths"]["/v1/reconstructions"]["post"]["requestBody"]["content"]
+
+
+def test_video_upload_becomes_frames(client: httpx.Client, tmp_path: Path) -> None:
+    import imageio.v3 as iio
+    import numpy as np
+
+    frames = np.random.default_rng(0).integers(0, 255, (30, 48, 64, 3), dtype=np.uint8)
+    video = tmp_path / "walk.mp4"
+    iio.imwrite(video, frames, plugin="FFMPEG", fps=10, macro_block_size=16)  # 3 s
+    r = post(client, [("walk.mp4", video.read_bytes())], {"video_fps": 1})
+    assert r.status_code == 202, r.text
+    assert r.json()["image_names"] == ["frame_0000.png", "frame_0001.png", "frame_0002.png"]
+    capped = post(client, [("walk.mp4", video.read_bytes())], {"video_fps": 10})
+    assert capped.status_code == 202 and capped.json()["num_images"] == 4  # ONEPASS_MAX_FILES
+    broken = post(client, [("broken.mp4", b"\0\0\0\x18ftypmp42" + b"junk" * 100)])
+    assert broken.status_code == 422 and "broken.mp4" in broken.json()["detail"]
