@@ -11,11 +11,14 @@ The ray direction has camera-space z equal to 1, so the hit parameter *is* the z
 
 Speed: primary rays share one origin per view, so each bounded primitive is only tested against the pixel
 rectangle its bounding sphere projects to; shadow rays are culled per caster by a ray–sphere distance test.
+On CPU the work runs on one intra-op thread (see :func:`render_views`); parallelism comes from processes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -317,6 +320,26 @@ def _as_float64(x: Tensor | np.ndarray, name: str) -> np.ndarray:
     return arr
 
 
+@contextlib.contextmanager
+def _single_thread_on_cpu(device: torch.device) -> Iterator[None]:
+    """Run torch CPU ops on one intra-op thread for the duration, then restore the previous count.
+
+    The renderer issues many mid-sized ops; on cores shared with other processes, OpenMP worker threads
+    spin-waiting for each other made a 4-view scene 10–20× slower with 2 threads than with 1 (measured
+    under load average ~7 on 2 cores), and without load they gain little. Parallelism comes from
+    processes instead (``ProceduralDataset`` with ``DataLoader`` workers).
+    """
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def render_views(
     spec: SceneSpec,
     world_to_camera: Tensor | np.ndarray,
@@ -334,14 +357,28 @@ def render_views(
         K: ``[C, 3, 3]`` intrinsics in pixels of ``width × height`` (pixel centres at +0.5).
         width, height: image size in pixels (≥ 1).
         device: where to render (default CPU); textures are built there once and cached on ``spec``.
+            On CPU, torch runs on one intra-op thread during the call (restored afterwards; this is
+            process-wide, so avoid rendering while another Python thread runs torch CPU work).
 
     Returns:
         :class:`Views` with ``rgb [C, H, W, 3]``, ``depth [C, H, W]``, ``valid [C, H, W]``.
     """
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    with _single_thread_on_cpu(dev):
+        return _render_views(spec, world_to_camera, K, width, height, dev)
+
+
+def _render_views(
+    spec: SceneSpec,
+    world_to_camera: Tensor | np.ndarray,
+    K: Tensor | np.ndarray,
+    width: int,
+    height: int,
+    dev: torch.device,
+) -> Views:
     if int(width) < 1 or int(height) < 1:
         raise ValueError(f"width and height must be >= 1, got {width}x{height}")
     W, H = int(width), int(height)
-    dev = torch.device(device) if device is not None else torch.device("cpu")
     w2c = _as_float64(world_to_camera, "world_to_camera")
     Ks = _as_float64(K, "K")
     if w2c.ndim != 3 or w2c.shape[-2:] != (4, 4):
