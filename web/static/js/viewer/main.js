@@ -27,6 +27,7 @@ const viewer = {
   splats: null,
   points: null,
   frustums: null,
+  centre: null, // centre of the splats' bounding box, world coordinates
   active: -1,
 };
 // Read by the browser tests (and handy in the console): the state and a few actions.
@@ -76,8 +77,7 @@ async function fetchBytes(name, label) {
 function focusDistance(cameraToWorld) {
   const pos = new THREE.Vector3().setFromMatrixPosition(cameraToWorld);
   const forward = new THREE.Vector3(0, 0, -1).transformDirection(cameraToWorld);
-  const centre = viewer.splats ? viewer.splats.getBoundingBox(true).getCenter(new THREE.Vector3()) : viewer.layout.mean;
-  const d = centre.clone().sub(pos).dot(forward);
+  const d = (viewer.centre ?? viewer.layout.mean).clone().sub(pos).dot(forward);
   return d > viewer.layout.scale * 0.05 ? d : viewer.layout.scale;
 }
 
@@ -306,6 +306,14 @@ async function main() {
     status("Preparing the Gaussians…");
     viewer.splats = new SplatMesh({ fileBytes: bytes, fileName: splatName });
     await viewer.splats.initialized;
+    // SPZ stores the RUB frame (renderer.io.web_formats flips our OpenCV y and z on write) and Spark
+    // reads it as is: turn it back by half a turn about x. The PLY holds OpenCV world coordinates.
+    if (splatName.endsWith(".spz")) viewer.splats.quaternion.set(1, 0, 0, 0);
+    viewer.splats.updateMatrixWorld(true);
+    viewer.centre = viewer.splats
+      .getBoundingBox(true)
+      .applyMatrix4(viewer.splats.matrixWorld)
+      .getCenter(new THREE.Vector3());
     stage.scene.add(viewer.splats);
     await goToCamera(0, 0);
     await viewer.settled();

@@ -5,10 +5,11 @@ import { apiFetch, formatBytes, jobUrl } from "../api.js";
 
 const $ = (id) => document.getElementById(id);
 
+// Body of POST .../render: the current view as one camera, or a named path at the server's default
+// size (the first input image's).
 export function renderRequestBody(viewer, choice, frames, format) {
   if (choice === "view") return { camera: viewer.currentCamera() };
-  const first = viewer.frames[0];
-  return { path: { kind: choice, frames, format, width: first.width, height: first.height } };
+  return { path: { kind: choice, frames, format } };
 }
 
 export async function requestServerRender(viewer, jobId) {
