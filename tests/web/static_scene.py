@@ -11,14 +11,16 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse
 from plyfile import PlyData, PlyElement
 
 from app.web import install
 from renderer.io.scene_layout import Frame, write_cameras, write_image
-
-SH_C0 = 0.28209479177387814
+from renderer.io.splat_ply import save_splat_ply
+from renderer.io.web_formats import save_spz
+from renderer.types import Gaussians
 
 
 def _unproject(depth: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> np.ndarray:
@@ -32,14 +34,19 @@ def _unproject(depth: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> np.ndarray:
     return cam @ c2w[:3, :3].T + c2w[:3, 3]
 
 
-def write_static_reconstruction(scene, out: Path, stride: int = 1) -> dict[str, Path]:
+def write_static_reconstruction(
+    scene, out: Path, *, stride: int = 1, splat_formats: tuple[str, ...] = ("ply",)
+) -> None:
     """Write ``artifacts/`` as the service does: ``images/<name>`` (the input photos), ``cameras.json``,
-    ``splats.ply`` and ``points.ply`` (with a ``confidence`` property: the view number).
+    ``splats.ply`` and/or ``splats.spz`` (the renderer's writers) and ``points.ply``. The points carry a
+    ``confidence`` property (the view number) for the viewer's slider, which the service's points.ply
+    does not have yet, so that file is written here with plyfile.
 
     Args:
         scene: a ``models.data.procedural.Scene``.
         out: job folder to fill.
         stride: keep every ``stride``-th pixel per axis (each Gaussian then covers ``stride`` pixels).
+        splat_formats: which of "ply" and "spz" to write.
     """
     arts = out / "artifacts"
     arts.mkdir(parents=True, exist_ok=True)
@@ -66,16 +73,17 @@ def write_static_reconstruction(scene, out: Path, stride: int = 1) -> dict[str, 
     radii = np.concatenate(radii).astype(np.float32)
     n = len(means)
 
-    fields = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity"]
-    fields += ["scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
-    v = np.zeros(n, dtype=[(f, "f4") for f in fields])
-    v["x"], v["y"], v["z"] = means.T
-    v["f_dc_0"], v["f_dc_1"], v["f_dc_2"] = ((colors - 0.5) / SH_C0).T
-    v["opacity"] = 4.0  # logit: sigmoid(4) ≈ 0.98
-    for k in range(3):
-        v[f"scale_{k}"] = np.log(radii)
-    v["rot_0"] = 1.0
-    PlyData([PlyElement.describe(v, "vertex")]).write(str(arts / "splats.ply"))
+    g = Gaussians(
+        means=torch.from_numpy(means),
+        quats=torch.tensor([1.0, 0.0, 0.0, 0.0]).expand(n, 4).contiguous(),
+        scales=torch.from_numpy(radii)[:, None].expand(n, 3).contiguous(),
+        opacities=torch.full((n,), 0.98),
+        sh=Gaussians.rgb_to_sh0(torch.from_numpy(colors)),
+    )
+    if "ply" in splat_formats:
+        save_splat_ply(g, arts / "splats.ply")
+    if "spz" in splat_formats:
+        save_spz(g, arts / "splats.spz")
 
     p = np.zeros(
         n,
@@ -87,11 +95,6 @@ def write_static_reconstruction(scene, out: Path, stride: int = 1) -> dict[str, 
     p["red"], p["green"], p["blue"] = rgb8.T
     p["confidence"] = np.concatenate(conf)
     PlyData([PlyElement.describe(p, "vertex")]).write(str(arts / "points.ply"))
-    return {
-        "cameras.json": arts / "cameras.json",
-        "splats.ply": arts / "splats.ply",
-        "points.ply": arts / "points.ply",
-    }
 
 
 def make_static_app(jobs_root: Path, *, web_dir: Path | None = None) -> FastAPI:
