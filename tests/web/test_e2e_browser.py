@@ -94,6 +94,7 @@ def test_upload_follow_and_view(chromium, service, scene, tmp_path) -> None:
         blank = (crop.reshape(-1, 3) < 0.02).all(-1).mean()
         assert blank < 0.5, f"{blank:.0%} of the photo's area is black"
         corr = [correlation(crop, img.astype(np.float64)) for img in scene.images]
+        # Measured 0.72 (and about 0.1 with the other photos) with the tiny preset's weights.
         assert corr[0] > 0.5, f"view from camera 0 vs the input photos: correlations {np.round(corr, 3)}"
         assert corr[0] == max(corr), f"camera 0's view matches another photo better: {np.round(corr, 3)}"
         # The photo beside the view is the job's own input, served as an artifact.
@@ -107,8 +108,12 @@ def test_upload_follow_and_view(chromium, service, scene, tmp_path) -> None:
         with page.expect_download(timeout=120_000) as download:
             page.get_by_role("link", name="Download the PNG").click()
         server = png_to_array(download.value.path().read_bytes())
-        assert server.shape == view.shape
-        agree = correlation(server, view)
+        # The canvas box may end on a fractional pixel, which the element screenshot rounds up.
+        h, w = server.shape[:2]
+        assert abs(view.shape[0] - h) <= 1 and abs(view.shape[1] - w) <= 1, (server.shape, view.shape)
+        h, w = min(h, view.shape[0]), min(w, view.shape[1])
+        agree = correlation(server[:h, :w], view[:h, :w])
+        # Measured 0.91: Spark and the CPU rasterizer differ in antialiasing and splat cut-off.
         assert agree > 0.8, f"browser view vs server render of the same camera: correlation {agree:.3f}"
 
         assert log.page_errors == [] and log.console_errors == [], (log.page_errors, log.console_errors)
