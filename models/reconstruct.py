@@ -294,7 +294,12 @@ class Reconstructor:
 
         depth = torch.where(valid, depth, torch.zeros(()))
         conf = torch.where(valid, conf, torch.zeros(()))
-        points = unproject_depth(depth.double(), K_model, w2c).float()
+        points = torch.cat(  # float32, a few views at a time: bounds the temporaries for many views
+            [
+                unproject_depth(depth[i : i + 8], K_model[i : i + 8].float(), w2c[i : i + 8].float())
+                for i in range(0, S, 8)
+            ]
+        )
         colors = images.permute(0, 2, 3, 1).float().cpu()
 
         anchors = out.anchors[b].cpu()

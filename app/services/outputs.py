@@ -30,7 +30,12 @@ import numpy as np
 from PIL import Image
 
 from models.reconstruct import NonFiniteOutputError, Reconstruction
+from renderer.io.colmap import write_colmap_model
+from renderer.io.glb import scene_glb_bytes
+from renderer.io.pointcloud import point_ply_bytes
 from renderer.io.scene_layout import Frame, atomic_write_bytes, write_cameras, write_depth, write_image
+from renderer.io.splat_ply import save_splat_ply
+from renderer.io.web_formats import spz_bytes
 
 #: Every output name, in writing order.
 OUTPUT_NAMES = ("images", "cameras", "depth", "points", "splats_ply", "splats_spz", "glb", "colmap", "report")
@@ -165,31 +170,21 @@ def write_reconstruction(
                 )
             written["depth"] = out / "depth"
         elif name == "points":
-            from renderer.io.pointcloud import point_ply_bytes
-
             written["points"] = out / "points.ply"
             atomic_write_bytes(written["points"], point_ply_bytes(points, colors))
         elif name == "splats_ply":
-            from renderer.io.splat_ply import save_splat_ply
-
             written["splats_ply"] = out / "splats.ply"
             save_splat_ply(recon.gaussians, written["splats_ply"])
         elif name == "splats_spz":
-            from renderer.io.web_formats import spz_bytes
-
             written["splats_spz"] = out / "splats.spz"
             atomic_write_bytes(written["splats_spz"], spz_bytes(recon.gaussians))
         elif name == "glb":
-            from renderer.io.glb import scene_glb_bytes
-
             written["glb"] = out / "scene.glb"
             glb = scene_glb_bytes(
                 points, colors, recon.world_to_camera, recon.K, [tuple(hw) for hw in recon.image_hw]
             )
             atomic_write_bytes(written["glb"], glb)
         elif name == "colmap":
-            from renderer.io.colmap import write_colmap_model
-
             written["colmap"] = out / "colmap" / "sparse" / "0"
             written["colmap"].mkdir(parents=True, exist_ok=True)
             write_colmap_model(written["colmap"], frames, points, colors, binary=True, text=False)
