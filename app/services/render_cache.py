@@ -7,6 +7,7 @@ tensors; the event loop only asks which jobs are cached.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ class SceneCache:
         self.capacity = capacity
         self.device = device
         self._scenes: OrderedDict[str, LoadedScene] = OrderedDict()
+        self._lock = threading.Lock()  # the device thread loads, request threads discard
 
     def __contains__(self, job_id: str) -> bool:
         return job_id in self._scenes
@@ -52,14 +54,16 @@ class SceneCache:
 
     def get(self, job_id: str, artifacts: Path) -> LoadedScene:
         """The cached scene, or load it (evicting the least recently used one beyond capacity)."""
-        scene = self._scenes.get(job_id)
-        if scene is None:
-            scene = load_scene(artifacts, self.device)
-            self._scenes[job_id] = scene
-            while len(self._scenes) > self.capacity:
-                self._scenes.popitem(last=False)
-        self._scenes.move_to_end(job_id)
-        return scene
+        with self._lock:
+            scene = self._scenes.get(job_id)
+            if scene is None:
+                scene = load_scene(artifacts, self.device)
+                self._scenes[job_id] = scene
+                while len(self._scenes) > self.capacity:
+                    self._scenes.popitem(last=False)
+            self._scenes.move_to_end(job_id)
+            return scene
 
     def discard(self, job_id: str) -> None:
-        self._scenes.pop(job_id, None)
+        with self._lock:
+            self._scenes.pop(job_id, None)

@@ -240,6 +240,8 @@ class WorkerPool:
         finally:
             if tmp is not None and tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+                if self.store.get_job(job.id) is None:  # deleted meanwhile: leave no empty folder behind
+                    self.files.delete_job(job.id)
             self._publish(job.id)
 
     def _write(self, job: st.JobRecord, recon: Any, tmp: Path, images: Any) -> bool:
