@@ -16,6 +16,7 @@ from typing import BinaryIO
 from fastapi import Request
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
 from app.core.errors import ApiError
 
@@ -183,6 +184,8 @@ async def receive_form(request: Request, dest: Path, limits: FormLimits) -> Rece
         parser.finalize()
     except FormParserError as e:
         raise ApiError(400, f"malformed multipart body: {e}") from e
+    except ClientDisconnect as e:
+        raise ApiError(400, "the client disconnected during the upload") from e
     finally:
         receiver.close()
     return receiver.form
