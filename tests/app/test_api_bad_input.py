@@ -19,6 +19,8 @@ from app.core.config import Settings
 from tests.app.helpers import LiveServer, files_field, image_bytes, live_server, zip_bytes
 
 MiB = 1 << 20
+# One server for the module: keep its tests on one xdist worker (make test uses --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("app-bad-input")
 
 
 @pytest.fixture(scope="module")

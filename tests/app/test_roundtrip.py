@@ -21,7 +21,8 @@ from PIL import Image
 from app.core.config import Settings
 from tests.app.helpers import LiveServer, array_png, live_server, wait_job, wait_ready
 
-pytestmark = pytest.mark.slow
+# One server for the module: keep its tests on one xdist worker (make test uses --dist loadgroup).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("app-roundtrip")]
 
 W, H = 160, 80
 
