@@ -21,6 +21,7 @@ Each file is written atomically; ``report.json`` comes last. The exporters are t
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -40,8 +41,8 @@ from renderer.io.web_formats import spz_bytes
 #: Every output name, in writing order.
 OUTPUT_NAMES = ("images", "cameras", "depth", "points", "splats_ply", "splats_spz", "glb", "colmap", "report")
 
-#: Cap on exported points (random, seeded subsample): keeps PLY/GLB/COLMAP files reasonable.
-MAX_POINTS = 200_000
+#: Cap on exported points (random, seeded subsample, as VGGT's COLMAP demo): keeps PLY/GLB/COLMAP small.
+MAX_POINTS = 100_000
 #: Share of the lowest-confidence valid depth pixels left out of the point exports.
 POINT_DROP_FRACTION = 0.2
 
@@ -66,18 +67,23 @@ def select_points(
 
 def depth_png_bytes(depth: np.ndarray, valid: np.ndarray) -> bytes:
     """``[h, w]`` depth → PNG bytes, turbo colour map over the 2–98 % range of valid depths; invalid black."""
-    from matplotlib import colormaps
-
     ok = valid & np.isfinite(depth) & (depth > 0)
     rgb = np.zeros(depth.shape + (3,), dtype=np.uint8)
     if ok.any():
         lo, hi = np.percentile(depth[ok], [2, 98])
-        norm = np.clip((depth - lo) / max(hi - lo, 1e-12), 0, 1)
-        mapped = (colormaps["turbo"](norm)[..., :3] * 255 + 0.5).astype(np.uint8)
-        rgb[ok] = mapped[ok]
+        level = np.clip((depth[ok] - lo) / max(hi - lo, 1e-12) * 255 + 0.5, 0, 255).astype(np.uint8)
+        rgb[ok] = _turbo_lut()[level]
     buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG")
+    Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
+
+
+@functools.cache
+def _turbo_lut() -> np.ndarray:
+    """``[256, 3]`` uint8 turbo colour map (one matplotlib call, then table look-ups)."""
+    from matplotlib import colormaps
+
+    return (colormaps["turbo"](np.linspace(0, 1, 256))[:, :3] * 255 + 0.5).astype(np.uint8)
 
 
 def _check(recon: Reconstruction, image_names: list[str], images: list[np.ndarray] | None) -> None:
