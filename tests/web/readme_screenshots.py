@@ -41,8 +41,6 @@ def main(out_dir: Path) -> None:
             page.screenshot(path=str(out_dir / "upload.png"))
             row.get_by_role("link", name="Open viewer").click()
             page.wait_for_selector("body[data-ready]", state="attached", timeout=300_000)
-            page.get_by_role("button", name="2. view_1.png").click()
-            page.evaluate("() => window.onepassViewer.settled()")
             page.screenshot(path=str(out_dir / "viewer.png"))
             browser.close()
     print(f"wrote {out_dir / 'upload.png'} and {out_dir / 'viewer.png'}")

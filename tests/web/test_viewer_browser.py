@@ -17,7 +17,7 @@ from models.data.procedural import make_scene
 from .browser_utils import PageLog, correlation, letterbox_crop, png_to_array, serve
 from .static_scene import make_static_app, write_static_reconstruction
 
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
 JOB = "static0"  # splats.ply and splats.spz (the viewer picks the SPZ)
 JOB_PLY = "static1"  # splats.ply only

@@ -126,7 +126,7 @@ async function submit(event) {
       $("upload-progress").value = p;
       $("upload-status").textContent = p < 1 ? `Uploading… ${Math.round(p * 100)} %` : "Checking the files…";
     });
-    $("upload-status").textContent = "Queued.";
+    $("upload-status").textContent = `Sent ${job.num_images} images.`;
     setFiles([]);
     $("file-input").value = "";
     upsertJob(job, true);

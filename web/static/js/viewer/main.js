@@ -129,23 +129,48 @@ function buildCameraList() {
   );
 }
 
+function downloadItem(a) {
+  const li = document.createElement("li");
+  const link = document.createElement("a");
+  link.href = a.url;
+  link.download = a.name.split("/").pop();
+  link.textContent = a.name.split("/").pop();
+  link.title = a.name;
+  const size = document.createElement("span");
+  size.className = "size";
+  size.textContent = formatBytes(a.size);
+  li.append(link, size);
+  return li;
+}
+
+// Top-level files first, then one collapsed group per folder (depth/, images/, colmap/...).
 function buildDownloads() {
-  const names = [...viewer.artifacts.keys()].sort();
-  $("downloads").replaceChildren(
-    ...names.map((name) => {
-      const a = viewer.artifacts.get(name);
-      const li = document.createElement("li");
-      const link = document.createElement("a");
-      link.href = a.url;
-      link.download = name.split("/").pop();
-      link.textContent = name;
-      const size = document.createElement("span");
-      size.className = "size";
-      size.textContent = formatBytes(a.size);
-      li.append(link, size);
-      return li;
-    }),
-  );
+  const groups = new Map();
+  const top = [];
+  for (const name of [...viewer.artifacts.keys()].sort()) {
+    const a = viewer.artifacts.get(name);
+    const slash = name.indexOf("/");
+    if (slash < 0) top.push(downloadItem(a));
+    else {
+      const folder = name.slice(0, slash);
+      if (!groups.has(folder)) groups.set(folder, []);
+      groups.get(folder).push(downloadItem(a));
+    }
+  }
+  const folders = [...groups].map(([folder, items]) => {
+    const li = document.createElement("li");
+    li.className = "folder";
+    const details = document.createElement("details");
+    const summary = document.createElement("summary");
+    summary.textContent = `${folder}/ (${items.length} files)`;
+    const ul = document.createElement("ul");
+    ul.className = "downloads";
+    ul.append(...items);
+    details.append(summary, ul);
+    li.append(details);
+    return li;
+  });
+  $("downloads").replaceChildren(...top, ...folders);
 }
 
 async function showPoints(visible) {
