@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from renderer.backends import resolve_backend
+from renderer.cpu._arrays import all_finite
 from renderer.options import RasterMeta, RenderOptions
 
 
@@ -81,7 +82,7 @@ def _neutralise_nonfinite(
     Works on the caller's shapes (``[..., N, ·]``); gradients of the replaced rows are 0, never NaN.
     """
     tensors = [means, quats, scales, opacities, colors]
-    if all(bool(torch.isfinite(t).all()) for t in tensors):
+    if all(all_finite(t) for t in tensors):
         return tensors, 0
     valid = torch.isfinite(means).all(-1) & torch.isfinite(quats).all(-1) & torch.isfinite(scales).all(-1)
     valid &= torch.isfinite(opacities)
@@ -172,7 +173,7 @@ def rasterize(
     _check_tensor("Ks", Ks, (C, 3, 3), batch)
     per_view = _check_colors(colors, batch, C, N, sh_degree)
     for name, t in (("viewmats", viewmats), ("Ks", Ks)):
-        if not bool(torch.isfinite(t).all()):
+        if not all_finite(t):
             raise ValueError(f"{name} must be finite, got NaN/Inf entries")
     if not bool((Ks[..., 0, 0] > 0).all() and (Ks[..., 1, 1] > 0).all()):
         raise ValueError("Ks must have positive focal lengths Ks[..., 0, 0] and Ks[..., 1, 1]")

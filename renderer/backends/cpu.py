@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from renderer.cpu._arrays import f64
 from renderer.cpu.binning import bin_gaussians
 from renderer.cpu.composite import CompositeFn
 from renderer.cpu.projection import ProjectFn
@@ -30,7 +31,7 @@ def shade(
         rgb = torch.clamp_min(C0 * coeffs[..., 0, :] + 0.5, 0.0)
         return rgb.expand(B, n_cameras, N, 3)
     campos = camera_positions(viewmats.detach())
-    return SHFn.apply(opts.sh_degree, means, campos, coeffs, radii).to(colors.dtype)
+    return SHFn.apply(opts.sh_degree, means, campos, coeffs, radii)
 
 
 def rasterize_cpu(
@@ -50,7 +51,6 @@ def rasterize_cpu(
     ``batch`` are the caller's leading dims (``prod(batch) == B``); every result, ``meta`` included, gets
     them back. ``meta.means2d`` is the very tensor the compositor consumed, so ``retain_grad`` works on it.
     """
-    dtype = means.dtype
     B, N = means.shape[:2]
     C = viewmats.shape[1]
     I = B * C  # noqa: E741 - gsplat's letter for the number of images
@@ -58,8 +58,7 @@ def rasterize_cpu(
         means, quats, scales, opacities.detach(), viewmats, Ks, opts
     )
     lead = (*batch, C, N)
-    means2d = means2d.to(dtype).reshape(*lead, 2)
-    depths, conics = depths.to(dtype), conics.to(dtype)
+    means2d = means2d.reshape(*lead, 2)
     feats = shade(colors, means, viewmats, radii, opts, C)
     if opts.render_mode in ("D", "ED"):
         feats = depths[..., None]
@@ -70,8 +69,8 @@ def rasterize_cpu(
     tile_w, tile_h = opts.tiles_wh
     bins = bin_gaussians(
         radii.reshape(I * N, 2).numpy(),
-        means2d.detach().reshape(I * N, 2).to(torch.float64).numpy(),
-        depths.detach().reshape(I * N).to(torch.float64).numpy(),
+        f64(means2d.reshape(I * N, 2)),
+        f64(depths.reshape(I * N)),
         I,
         opts.tile_size,
         tile_w,
@@ -92,7 +91,6 @@ def rasterize_cpu(
         opts.width,
         opts.height,
     )
-    render, alpha = render.to(dtype), alpha.to(dtype)
     if opts.expected_depth:
         render = torch.cat([render[..., :-1], render[..., -1:] / alpha.clamp_min(1e-10)], -1)
     H, W = opts.height, opts.width

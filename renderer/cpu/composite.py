@@ -21,8 +21,8 @@ import math
 import numba
 import numpy as np
 import torch
-from torch import Tensor
 
+from renderer.cpu._arrays import f64, to_tensor
 from renderer.cpu._threads import NJIT_OPTIONS, jobs_for, launch
 from renderer.cpu.binning import TileBins
 from renderer.options import ALPHA_MAX, ALPHA_THRESHOLD, TRANSMITTANCE_MIN
@@ -319,16 +319,12 @@ def _sum_rows_per_gaussian(job, n_jobs, offsets, flatten_ids, grads, n_images, n
                 out[g, k] += grads[idx, k]
 
 
-def _np(t: Tensor) -> np.ndarray:
-    return t.detach().to(torch.float64).contiguous().numpy()
-
-
 class CompositeFn(torch.autograd.Function):
     """Differentiable compositing of ``I`` images.
 
     Inputs: means2d ``[I·N, 2]``, conics ``[I·N, 3]``, colors ``[I·N, D]``, opacities ``[I·N]``,
     backgrounds ``[I, D]`` or None, the :class:`TileBins` of the same flat indexing, and the image size.
-    Outputs (float64): render_colors ``[I, H, W, D]``, render_alphas ``[I, H, W, 1]``.
+    Outputs in the dtype of ``colors``: render_colors ``[I, H, W, D]``, render_alphas ``[I, H, W, 1]``.
     """
 
     @staticmethod
@@ -337,16 +333,12 @@ class CompositeFn(torch.autograd.Function):
     ):
         n_images = bins.n_images
         D = colors.shape[-1]
-        bg = _np(backgrounds) if backgrounds is not None else np.zeros((n_images, D))
+        bg = f64(backgrounds) if backgrounds is not None else np.zeros((n_images, D))
         out_colors = np.empty((n_images, height, width, D))
         out_T = np.empty((n_images, height, width))
         out_last = np.empty((n_images, height, width), np.int64)
-        arrays = (_np(means2d), _np(conics), _np(opacities), _np(colors), bg)
-        n_tiles = n_images * bins.tile_w * bins.tile_h
-        launch(
-            _composite_fwd_kernel,
-            jobs_for(n_tiles, _JOBS_PER_THREAD),
-            *arrays,
+        arrays = (f64(means2d), f64(conics), f64(opacities), f64(colors), bg)
+        tiling = (
             bins.offsets,
             bins.flatten_ids,
             n_images,
@@ -355,67 +347,40 @@ class CompositeFn(torch.autograd.Function):
             bins.tile_size,
             bins.tile_w,
             bins.tile_h,
-            out_colors,
-            out_T,
-            out_last,
         )
-        ctx.bins, ctx.size, ctx.arrays = bins, (width, height), arrays
+        n_jobs = jobs_for(n_images * bins.tile_w * bins.tile_h, _JOBS_PER_THREAD)
+        launch(_composite_fwd_kernel, n_jobs, *arrays, *tiling, out_colors, out_T, out_last)
+        ctx.bins, ctx.size, ctx.arrays, ctx.tiling = bins, (width, height), arrays, tiling
         ctx.T, ctx.last = out_T, out_last
-        ctx.shapes = (means2d, conics, colors, opacities, backgrounds)
-        T = torch.from_numpy(out_T)
-        return torch.from_numpy(out_colors), (1.0 - T)[..., None]
+        ctx.dtypes = (means2d.dtype, conics.dtype, colors.dtype, opacities.dtype)
+        ctx.bg_dtype = None if backgrounds is None else backgrounds.dtype
+        alpha = (1.0 - out_T)[..., None]
+        return to_tensor(out_colors, colors.dtype), to_tensor(alpha, colors.dtype)
 
     @staticmethod
     def backward(ctx, v_colors_img, v_alphas_img):
         bins: TileBins = ctx.bins
         width, height = ctx.size
         n_images = ctx.T.shape[0]
-        means2d, conics, colors, opacities, backgrounds = ctx.shapes
-        D = colors.shape[-1]
-        v_c = _np(v_colors_img) if v_colors_img is not None else np.zeros((n_images, height, width, D))
-        v_a = _np(v_alphas_img[..., 0]) if v_alphas_img is not None else np.zeros((n_images, height, width))
+        D = ctx.arrays[3].shape[-1]
+        v_c = f64(v_colors_img) if v_colors_img is not None else np.zeros((n_images, height, width, D))
+        v_a = f64(v_alphas_img[..., 0]) if v_alphas_img is not None else np.zeros((n_images, height, width))
         grads = np.zeros((bins.n_isects, 6 + D))
-        n_tiles = n_images * bins.tile_w * bins.tile_h
-        launch(
-            _composite_bwd_kernel,
-            jobs_for(n_tiles, _JOBS_PER_THREAD),
-            *ctx.arrays,
-            bins.offsets,
-            bins.flatten_ids,
-            n_images,
-            width,
-            height,
-            bins.tile_size,
-            bins.tile_w,
-            bins.tile_h,
-            ctx.T,
-            ctx.last,
-            v_c,
-            v_a,
-            grads,
-        )
-        per_gauss = np.zeros((means2d.shape[0], 6 + D))
-        launch(
-            _sum_rows_per_gaussian,
-            jobs_for(n_images, 1),
-            bins.offsets,
-            bins.flatten_ids,
-            grads,
-            n_images,
-            bins.tile_w * bins.tile_h,
-            per_gauss,
-        )
-        pg = torch.from_numpy(per_gauss)
+        n_jobs = jobs_for(n_images * bins.tile_w * bins.tile_h, _JOBS_PER_THREAD)
+        launch(_composite_bwd_kernel, n_jobs, *ctx.arrays, *ctx.tiling, ctx.T, ctx.last, v_c, v_a, grads)
+        per_gauss = np.zeros((ctx.arrays[0].shape[0], 6 + D))
+        n_tiles = bins.tile_w * bins.tile_h
+        launch(_sum_rows_per_gaussian, jobs_for(n_images, 1), bins.offsets, bins.flatten_ids, grads, n_images,
+               n_tiles, per_gauss)  # fmt: skip
+        t_means2d, t_conics, t_colors, t_opac = ctx.dtypes
         v_bg = None
-        if backgrounds is not None and ctx.needs_input_grad[4]:
-            v_bg = torch.einsum("ihw,ihwd->id", torch.from_numpy(ctx.T), torch.from_numpy(v_c)).to(
-                backgrounds.dtype
-            )
+        if ctx.bg_dtype is not None and ctx.needs_input_grad[4]:
+            v_bg = to_tensor(np.einsum("ihw,ihwd->id", ctx.T, v_c), ctx.bg_dtype)
         return (
-            pg[:, 0:2].to(means2d.dtype),
-            pg[:, 2:5].to(conics.dtype),
-            pg[:, 6:].to(colors.dtype),
-            pg[:, 5].to(opacities.dtype),
+            to_tensor(np.ascontiguousarray(per_gauss[:, 0:2]), t_means2d),
+            to_tensor(np.ascontiguousarray(per_gauss[:, 2:5]), t_conics),
+            to_tensor(np.ascontiguousarray(per_gauss[:, 6:]), t_colors),
+            to_tensor(np.ascontiguousarray(per_gauss[:, 5]), t_opac),
             v_bg,
             None,
             None,

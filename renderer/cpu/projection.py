@@ -23,10 +23,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from renderer.cpu._arrays import f64, to_tensor
 from renderer.cpu._threads import NJIT_OPTIONS, block, jobs_for, launch
 from renderer.options import ALPHA_THRESHOLD, EXTENT_SIGMAS, RenderOptions
-
-_F64 = torch.float64
 
 
 @numba.njit(**NJIT_OPTIONS)
@@ -345,48 +344,33 @@ def _project_bwd_kernel(
                 v_quats[b, n, k] = 0.0
 
 
-def _np(t: Tensor) -> np.ndarray:
-    return t.detach().to(_F64).contiguous().numpy()
-
-
 def project_arrays(
-    means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor | None, viewmats: Tensor, Ks: Tensor,
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    opacities: Tensor | None,
+    viewmats: Tensor,
+    Ks: Tensor,
     opts: RenderOptions,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
-    """Run the forward kernel without autograd; see :class:`ProjectFn` for shapes."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Run the forward kernel without autograd: radii (int32), means2d, depths, conics (float64 numpy)."""
     B, N = means.shape[:2]
     C = viewmats.shape[1]
     radii = np.empty((B, C, N, 2), np.int32)
     means2d = np.empty((B, C, N, 2))
     depths = np.empty((B, C, N))
     conics = np.empty((B, C, N, 3))
-    opac = _np(opacities) if opacities is not None else np.zeros((B, N))
-    launch(
-        _project_fwd_kernel,
-        jobs_for(B * N),
-        _np(means),
-        _np(quats),
-        _np(scales),
-        opac,
-        opacities is not None,
-        _np(viewmats),
-        _np(Ks),
+    opac = f64(opacities) if opacities is not None else np.zeros((B, N))
+    sizes = (
         float(opts.width),
         float(opts.height),
         float(opts.eps2d),
         float(opts.near_plane),
         float(opts.far_plane),
-        radii,
-        means2d,
-        depths,
-        conics,
     )
-    return (
-        torch.from_numpy(radii),
-        torch.from_numpy(means2d),
-        torch.from_numpy(depths),
-        torch.from_numpy(conics),
-    )
+    gauss = (f64(means), f64(quats), f64(scales), opac, opacities is not None, f64(viewmats), f64(Ks))
+    launch(_project_fwd_kernel, jobs_for(B * N), *gauss, *sizes, radii, means2d, depths, conics)
+    return radii, means2d, depths, conics
 
 
 class ProjectFn(torch.autograd.Function):
@@ -394,17 +378,19 @@ class ProjectFn(torch.autograd.Function):
 
     Inputs: means ``[B, N, 3]``, quats ``[B, N, 4]``, scales ``[B, N, 3]``, opacities ``[B, N]`` or None
     (only tightens radii; not differentiated here), viewmats ``[B, C, 4, 4]``, Ks ``[B, C, 3, 3]``.
-    Outputs (float64): means2d ``[B, C, N, 2]``, depths ``[B, C, N]``, conics ``[B, C, N, 3]``, and radii
-    ``[B, C, N, 2]`` int32 (not differentiable).
+    Outputs in the dtype of ``means``: means2d ``[B, C, N, 2]``, depths ``[B, C, N]``, conics
+    ``[B, C, N, 3]``, and radii ``[B, C, N, 2]`` int32 (not differentiable).
     """
 
     @staticmethod
     def forward(ctx, means, quats, scales, opacities, viewmats, Ks, opts: RenderOptions):
         radii, means2d, depths, conics = project_arrays(means, quats, scales, opacities, viewmats, Ks, opts)
+        radii_t = torch.from_numpy(radii)
         ctx.opts = opts
-        ctx.save_for_backward(means, quats, scales, viewmats, Ks, radii)
-        ctx.mark_non_differentiable(radii)
-        return means2d, depths, conics, radii
+        ctx.save_for_backward(means, quats, scales, viewmats, Ks, radii_t)
+        ctx.mark_non_differentiable(radii_t)
+        dtype = means.dtype
+        return to_tensor(means2d, dtype), to_tensor(depths, dtype), to_tensor(conics, dtype), radii_t
 
     @staticmethod
     def backward(ctx, v_means2d, v_depths, v_conics, _v_radii):
@@ -414,31 +400,19 @@ class ProjectFn(torch.autograd.Function):
         v_means = np.empty((B, N, 3))
         v_quats = np.empty((B, N, 4))
         v_scales = np.empty((B, N, 3))
-        zeros = torch.zeros((), dtype=_F64)
-        launch(
-            _project_bwd_kernel,
-            jobs_for(B * N),
-            _np(means),
-            _np(quats),
-            _np(scales),
-            _np(viewmats),
-            _np(Ks),
-            float(opts.width),
-            float(opts.height),
-            float(opts.eps2d),
-            radii.numpy(),
-            _np(v_means2d if v_means2d is not None else zeros.expand(radii.shape)),
-            _np(v_depths if v_depths is not None else zeros.expand(radii.shape[:-1])),
-            _np(v_conics if v_conics is not None else zeros.expand(radii.shape[:-1] + (3,))),
-            v_means,
-            v_quats,
-            v_scales,
-        )
+        shape = tuple(radii.shape[:-1])
 
+        def cot(v: Tensor | None, last: int) -> np.ndarray:
+            return f64(v) if v is not None else np.zeros(shape + ((last,) if last else ()))
+
+        sizes = (float(opts.width), float(opts.height), float(opts.eps2d))
+        gauss = (f64(means), f64(quats), f64(scales), f64(viewmats), f64(Ks))
+        cots = (cot(v_means2d, 2), cot(v_depths, 0), cot(v_conics, 3))
+        outs = (v_means, v_quats, v_scales)
+        launch(_project_bwd_kernel, jobs_for(B * N), *gauss, *sizes, radii.numpy(), *cots, *outs)
+        likes = (means, quats, scales)
         grads = [
-            torch.from_numpy(a).to(like.dtype) if needed else None
-            for a, like, needed in zip(
-                (v_means, v_quats, v_scales), (means, quats, scales), ctx.needs_input_grad[:3], strict=True
-            )
+            to_tensor(a, t.dtype) if need else None
+            for a, t, need in zip(outs, likes, ctx.needs_input_grad[:3], strict=True)
         ]
         return (*grads, None, None, None, None)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from renderer.cpu._arrays import f64, native, to_tensor
 from renderer.cpu._threads import NJIT_OPTIONS, block, jobs_for, launch
 
 C0 = 0.28209479177387814
@@ -190,16 +191,6 @@ def _sh_bwd_kernel(job, n_jobs, degree, means, campos, coeffs, radii, v_colors, 
         v_means[b, n, 2] = vm2
 
 
-def _np(t: Tensor) -> np.ndarray:
-    return t.detach().to(torch.float64).contiguous().numpy()
-
-
-def _np_coeffs(t: Tensor) -> np.ndarray:
-    """Coefficients keep float32 (no float64 copy of a large ``[N, 16, 3]`` table); others become float64."""
-    t = t.detach()
-    return (t if t.dtype in (torch.float32, torch.float64) else t.to(torch.float64)).contiguous().numpy()
-
-
 def camera_positions(viewmats: Tensor) -> Tensor:
     """Camera centres in world coordinates ``[..., C, 3]`` from world→camera ``[..., C, 4, 4]`` (``-Rᵀt``)."""
     R, t = viewmats[..., :3, :3], viewmats[..., :3, 3]
@@ -211,7 +202,8 @@ class SHFn(torch.autograd.Function):
 
     Inputs: degree (int), means ``[B, N, 3]``, campos ``[B, C, 3]`` (not differentiated), coeffs
     ``[B, 1 or C, N, K, 3]`` with ``K >= (degree + 1)²``, radii ``[B, C, N, 2]``.
-    Output: colours ``[B, C, N, 3]`` float64, ``max(Σ_j basis_j · coeff_j + 0.5, 0)``.
+    Output: colours ``[B, C, N, 3]`` in the dtype of ``coeffs``, ``max(Σ_j basis_j · coeff_j + 0.5, 0)``.
+    Coefficients stay float32 when given so (no float64 copy of a large ``[N, 16, 3]`` table).
     """
 
     @staticmethod
@@ -219,37 +211,19 @@ class SHFn(torch.autograd.Function):
         B, N = means.shape[:2]
         C = campos.shape[1]
         colors = np.empty((B, C, N, 3))
-        launch(
-            _sh_fwd_kernel,
-            jobs_for(B * N),
-            degree,
-            _np(means),
-            _np(campos),
-            _np_coeffs(coeffs),
-            radii.numpy(),
-            colors,
-        )
+        args = (degree, f64(means), f64(campos), native(coeffs), radii.numpy())
+        launch(_sh_fwd_kernel, jobs_for(B * N), *args, colors)
         ctx.degree = degree
         ctx.save_for_backward(means, campos, coeffs, radii)
-        return torch.from_numpy(colors)
+        return to_tensor(colors, coeffs.dtype)
 
     @staticmethod
     def backward(ctx, v_colors):
         means, campos, coeffs, radii = ctx.saved_tensors
         v_coeffs = np.empty(coeffs.shape)
         v_means = np.empty(means.shape)
-        launch(
-            _sh_bwd_kernel,
-            jobs_for(means.shape[0] * means.shape[1]),
-            ctx.degree,
-            _np(means),
-            _np(campos),
-            _np_coeffs(coeffs),
-            radii.numpy(),
-            _np(v_colors),
-            v_coeffs,
-            v_means,
-        )
-        gm = torch.from_numpy(v_means).to(means.dtype) if ctx.needs_input_grad[1] else None
-        gc = torch.from_numpy(v_coeffs).to(coeffs.dtype) if ctx.needs_input_grad[3] else None
+        args = (ctx.degree, f64(means), f64(campos), native(coeffs), radii.numpy(), f64(v_colors))
+        launch(_sh_bwd_kernel, jobs_for(means.shape[0] * means.shape[1]), *args, v_coeffs, v_means)
+        gm = to_tensor(v_means, means.dtype) if ctx.needs_input_grad[1] else None
+        gc = to_tensor(v_coeffs, coeffs.dtype) if ctx.needs_input_grad[3] else None
         return None, gm, None, gc, None

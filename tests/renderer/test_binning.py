@@ -26,7 +26,9 @@ def test_matches_twin(width, height):
     s = make_scene(seed=4, n=300, cameras=3, batch=(2,), width=width, height=height)
     opts = RenderOptions(width, height)
     means, quats, scales, opac, viewmats, Ks = flatten_batch(s, (2,))
-    radii, means2d, depths, _ = project_arrays(means, quats, scales, opac, viewmats, Ks, opts)
+    radii, means2d, depths, _ = (
+        torch.from_numpy(a) for a in project_arrays(means, quats, scales, opac, viewmats, Ks, opts)
+    )
     n_images = 6
     tw, th = opts.tiles_wh
     flat = (radii.reshape(-1, 2), means2d.reshape(-1, 2), depths.reshape(-1))
