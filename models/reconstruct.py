@@ -29,6 +29,7 @@ from torch import Tensor
 from models.align import align_cameras
 from models.build import DEFAULT_TINY_WEIGHTS, load_model
 from models.gaussians import GaussianOptions, pixel_gaussians
+from models.inputs import check_intrinsics, check_poses
 from models.preprocess import ImageTransform, preprocess_images
 from models.vggt import VGGT, InferenceOutput
 from renderer.conventions import (
@@ -93,50 +94,6 @@ class Reconstruction:
     @property
     def num_views(self) -> int:
         return int(self.world_to_camera.shape[0])
-
-
-def _as_tensor(x: np.ndarray | Tensor, name: str) -> Tensor:
-    if isinstance(x, Tensor):
-        return x.detach().cpu().double()
-    if isinstance(x, (np.ndarray, list, tuple)):
-        try:
-            return torch.as_tensor(np.asarray(x, dtype=np.float64))
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"{name} must be numeric, got {type(x).__name__} ({e})") from e
-    raise TypeError(f"{name} must be a numpy array or tensor, got {type(x).__name__}")
-
-
-def check_intrinsics(K: np.ndarray | Tensor, num_views: int) -> Tensor:
-    """``[3, 3]`` (shared) or ``[S, 3, 3]`` → ``[S, 3, 3]`` float64; finite, positive focal lengths."""
-    t = _as_tensor(K, "intrinsics")
-    if t.shape == (3, 3):
-        t = t.expand(num_views, 3, 3).clone()
-    if t.shape != (num_views, 3, 3):
-        raise ValueError(f"intrinsics must be [3, 3] or [{num_views}, 3, 3], got {list(t.shape)}")
-    if not torch.isfinite(t).all():
-        raise ValueError("intrinsics contain NaN or Inf")
-    if (t[:, 0, 0] <= 0).any() or (t[:, 1, 1] <= 0).any():
-        raise ValueError("intrinsics must have positive focal lengths K[0,0] and K[1,1]")
-    return t
-
-
-def check_poses(poses: np.ndarray | Tensor, num_views: int) -> Tensor:
-    """``[S, 4, 4]`` world→camera, finite, with proper rotations (RᵀR = I, det R = +1 within 1e-3)."""
-    t = _as_tensor(poses, "poses")
-    if t.shape == (num_views, 3, 4):
-        t = torch.cat([t, torch.tensor([[[0.0, 0, 0, 1]]], dtype=t.dtype).expand(num_views, 1, 4)], 1)
-    if t.shape != (num_views, 4, 4):
-        raise ValueError(
-            f"poses must be [{num_views}, 4, 4] (or [{num_views}, 3, 4]) world_to_camera, got {list(t.shape)}"
-        )
-    if not torch.isfinite(t).all():
-        raise ValueError("poses contain NaN or Inf")
-    R = t[:, :3, :3]
-    ortho = (R.transpose(1, 2) @ R - torch.eye(3, dtype=t.dtype)).abs().amax(dim=(1, 2))
-    bad = torch.nonzero((ortho > 1e-3) | ((torch.linalg.det(R) - 1).abs() > 1e-3)).flatten().tolist()
-    if bad:
-        raise ValueError(f"poses: views {bad[:10]} do not have a proper rotation in world_to_camera[:3, :3]")
-    return t
 
 
 def _rss_peak_bytes() -> int:
@@ -268,30 +225,10 @@ class Reconstructor:
         self._check_finite(pose_enc, depth, conf, valid, out, b)
 
         warnings: list[str] = []
-        fov = pose_enc[:, 7:9]
-        clamped = ((fov < MIN_FOV) | (fov > MAX_FOV)).any(-1).nonzero().flatten().tolist()
-        if clamped:
-            warnings.append(
-                f"camera field of view outside [{MIN_FOV}, {MAX_FOV}] rad clamped for views {clamped[:10]}"
-            )
-            pose_enc = torch.cat([pose_enc[:, :7], fov.clamp(MIN_FOV, MAX_FOV)], -1)
-        w2c, K_vggt = pose_encoding_to_extrinsics_intrinsics(pose_enc, (H, W))
-        K_model = vggt_intrinsics_to_opencv(K_vggt)
-        intrinsics_source = "predicted"
-        if prep["intrinsics"] is not None:
-            K_model = torch.stack(
-                [t.K_to_model(k) for t, k in zip(transforms, prep["intrinsics"], strict=True)]
-            )
-            intrinsics_source = "given"
-        poses_info: dict[str, Any] = {"source": "predicted"}
-        if prep["poses"] is not None:
-            alignment = align_cameras(w2c, prep["poses"])
-            depth = depth * alignment.scale
-            w2c = prep["poses"].clone()
-            poses_info = {"source": "given", "alignment": alignment.to_dict()}
-            if alignment.method != "sim3":
-                warnings.append(f"poses: {S} view(s) only fix the alignment partially ({alignment.method})")
-
+        w2c, K_model, depth_scale, intrinsics_source, poses_info = self._cameras(
+            prep, pose_enc, (H, W), warnings
+        )
+        depth = depth * depth_scale
         depth = torch.where(valid, depth, torch.zeros(()))
         conf = torch.where(valid, conf, torch.zeros(()))
         points = torch.cat(  # float32, a few views at a time: bounds the temporaries for many views
@@ -387,6 +324,46 @@ class Reconstructor:
             assignment=[int(anchors[j]) for j in out.labels[b].cpu().tolist()],
             report=report,
         )
+
+    @staticmethod
+    def _cameras(
+        prep: dict[str, Any], pose_enc: Tensor, hw: tuple[int, int], warnings: list[str]
+    ) -> tuple[Tensor, Tensor, float, str, dict[str, Any]]:
+        """Final cameras of one scene at model resolution, and the depth scale that goes with them.
+
+        Predicted ``absT_quaR_FoV`` → world→camera and VGGT intrinsics → ours (+0.5 principal point). Given
+        intrinsics replace ours (mapped through each image's resize/crop/pad); given poses replace the
+        predicted ones, and depth is scaled by the Sim(3) fit of predicted to given camera centres.
+
+        Returns:
+            ``world_to_camera [S, 4, 4]``, ``K_model [S, 3, 3]`` (float64), depth scale, and the
+            intrinsics / poses entries of the report.
+        """
+        S = pose_enc.shape[0]
+        fov = pose_enc[:, 7:9]
+        clamped = ((fov < MIN_FOV) | (fov > MAX_FOV)).any(-1).nonzero().flatten().tolist()
+        if clamped:
+            warnings.append(
+                f"camera field of view outside [{MIN_FOV}, {MAX_FOV}] rad clamped for views {clamped[:10]}"
+            )
+            pose_enc = torch.cat([pose_enc[:, :7], fov.clamp(MIN_FOV, MAX_FOV)], -1)
+        w2c, K_vggt = pose_encoding_to_extrinsics_intrinsics(pose_enc, hw)
+        K_model = vggt_intrinsics_to_opencv(K_vggt)
+        intrinsics_source = "predicted"
+        if prep["intrinsics"] is not None:
+            pairs = zip(prep["transforms"], prep["intrinsics"], strict=True)
+            K_model = torch.stack([t.K_to_model(k) for t, k in pairs])
+            intrinsics_source = "given"
+        poses_info: dict[str, Any] = {"source": "predicted"}
+        scale = 1.0
+        if prep["poses"] is not None:
+            alignment = align_cameras(w2c, prep["poses"])
+            scale = alignment.scale
+            w2c = prep["poses"].clone()
+            poses_info = {"source": "given", "alignment": alignment.to_dict()}
+            if alignment.method != "sim3":
+                warnings.append(f"poses: {S} view(s) only fix the alignment partially ({alignment.method})")
+        return w2c, K_model, scale, intrinsics_source, poses_info
 
     @staticmethod
     def _check_finite(
