@@ -281,8 +281,9 @@ def pose_encoding_to_extrinsics_intrinsics(
 ) -> tuple[Tensor, Tensor]:
     """Inverse of :func:`extrinsics_intrinsics_to_pose_encoding`.
 
-    Returns ``world_to_camera [..., 4, 4]`` and ``K [..., 3, 3]`` in *our* pixel convention (principal point
-    at the image centre ``(W/2, H/2)``, which is where VGGT places it).
+    Returns ``world_to_camera [..., 4, 4]`` and ``K [..., 3, 3]`` with the principal point at ``(W/2, H/2)``
+    as VGGT writes it, i.e. in VGGT's integer-index convention: for a network prediction, convert with
+    :func:`vggt_intrinsics_to_opencv` to get ours.
     """
     if pose_encoding.shape[-1] != 9:
         raise ValueError(f"pose_encoding must be [..., 9], got {tuple(pose_encoding.shape)}")
