@@ -26,6 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps", type=int, default=None, metavar="N", help="stop after N more steps")
     p.add_argument("--seed", type=int, default=0, help="run seed (new runs only; default 0)")
     p.add_argument("--threads", type=int, default=1, metavar="N", help="torch CPU threads (default 1)")
+    p.add_argument(
+        "--data-workers", type=int, default=0, metavar="N",
+        help="processes rendering upcoming batches (default 0: render in the training process)",
+    )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     p.add_argument(
         "--export", default=None, metavar="FILE",
@@ -48,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--minutes must be > 0, got {args.minutes}")
     if args.max_steps is not None and args.max_steps < 1:
         raise CommandError(f"--max-steps must be >= 1, got {args.max_steps}")
+    if args.data_workers < 0:
+        raise CommandError(f"--data-workers must be >= 0, got {args.data_workers}")
     if args.threads < 1:
         raise CommandError(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
@@ -66,14 +72,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         if args.resume:
-            trainer = Trainer(args.out, resume=True)
+            trainer = Trainer(args.out, resume=True, data_workers=args.data_workers)
             have = trainer.model_config.name
             if args.preset is not None and have != args.preset:
                 raise CommandError(
                     f"--preset {args.preset!r} does not match the run in {args.out} ({have!r})"
                 )
         else:
-            trainer = Trainer(args.out, TrainConfig(preset=args.preset or "tiny", seed=args.seed))
+            config = TrainConfig(preset=args.preset or "tiny", seed=args.seed)
+            trainer = Trainer(args.out, config, data_workers=args.data_workers)
     except CheckpointError as e:
         raise CommandError(f"--{'resume' if args.resume else 'out'}: {e}") from e
     print(f"onepass train: preset {trainer.model_config.name}, step {trainer.step}, run folder {args.out}")

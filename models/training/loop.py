@@ -31,7 +31,6 @@ from torch import nn
 
 from models.build import build_model
 from models.config import ModelConfig, get_config
-from models.data.procedural import make_batch
 from models.training.checkpoint import (
     CheckpointError,
     capture_rng,
@@ -44,6 +43,7 @@ from models.training.checkpoint import (
 from models.training.config import TrainConfig
 from models.training.curriculum import StepPlan, step_plan
 from models.training.plot import plot_loss_curve
+from models.training.prefetch import BatchSource
 from models.training.schedule import make_scheduler
 from models.training.step import compute_losses
 from models.training.validate import VAL_COLUMNS, validate
@@ -91,6 +91,7 @@ class Trainer:
         *,
         model_config: ModelConfig | None = None,
         resume: bool = False,
+        data_workers: int = 0,
     ) -> None:
         self.out = Path(out_dir)
         ckpt_path = self.out / CHECKPOINT_NAME
@@ -119,6 +120,7 @@ class Trainer:
         )
         self.step = 0
         self.elapsed_s = 0.0
+        self.batches = BatchSource(self.plan, data_workers)
         if data is not None:
             check_compatible(data, ckpt_path, self.model_config.name, self.model)
             self.model.load_state_dict(data["model"])
@@ -197,9 +199,7 @@ class Trainer:
         """One optimizer step at ``self.step``; returns the log row (losses as floats)."""
         t0 = time.perf_counter()
         plan = self.plan(self.step)
-        batch = make_batch(
-            list(plan.seeds), views=plan.views + plan.targets, width=plan.width, height=plan.height
-        )
+        batch = self.batches.get(self.step)
         t1 = time.perf_counter()
         losses = compute_losses(self.model, batch, plan, self.config.weights)
         total = losses["total"]
@@ -288,6 +288,7 @@ class Trainer:
                     self.save()
                     last_ckpt = time.monotonic()
         finally:
+            self.batches.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             bar.close()

@@ -123,3 +123,22 @@ def test_validation_and_export(tmp_path) -> None:
     assert fmt == "safetensors" and meta["step"] == "1" and meta["preset"] == "tiny"
     mine = trainer.model.state_dict()
     assert sd.keys() == mine.keys() and all(torch.equal(sd[k], mine[k]) for k in sd)
+
+
+def test_prefetching_workers_render_the_same_batches() -> None:
+    from models.training.prefetch import BatchSource, render_batch
+
+    cfg = micro_train_config()
+    plan_of = lambda step: step_plan(cfg.stages, step, cfg.seed)  # noqa: E731
+    source = BatchSource(plan_of, workers=1)
+    try:
+        for step in (0, 1):
+            got, want = source.get(step), render_batch(plan_of(step))
+            assert got.keys() == want.keys()
+            assert {k: torch.equal(got[k], want[k]) for k in got} == dict.fromkeys(got, True), (
+                (got["images"] - want["images"]).abs().max()
+            )
+    finally:
+        source.close()
+    with pytest.raises(ValueError, match="workers must be >= 0"):
+        BatchSource(plan_of, workers=-1)
