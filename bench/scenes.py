@@ -8,6 +8,8 @@ docs/bench/scenes_resolution.png.
    ``ProceduralDataset`` with 2 worker processes (4 views, 224×224, kinds by seed).
 3. **Resolution sweep**: median time of a 4-view scene at 112², 224², 448² per kind (plotted).
 
+It also redraws docs/bench/scenes_examples.png (one scene per kind: three views and the first view's depth).
+
 Run: ``python -m bench.scenes`` (``--quick`` for a short run that does not touch the docs).
 """
 
@@ -24,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 PLOT = ROOT / "docs" / "bench" / "scenes_resolution.png"
+EXAMPLES = ROOT / "docs" / "bench" / "scenes_examples.png"
 SECTION = "## Procedural scenes"
 
 
@@ -113,6 +116,27 @@ def plot(res: dict, sizes: list[int]) -> None:
     plt.close(fig)
 
 
+def draw_examples(seed: int = 1, width: int = 160, height: int = 120) -> None:
+    """One row per kind: three views of one scene, then the first view's inverse depth (sky black)."""
+    import numpy as np
+    from PIL import Image
+
+    from models.data import KINDS, make_scene
+
+    rows = []
+    for k in KINDS:
+        s = make_scene(seed, views=3, width=width, height=height, kind=k)
+        d = s.depth[0]
+        inv = np.where(s.valid[0], 1.0 / np.maximum(d, 1e-6), 0.0)
+        shade = inv / max(float(inv.max()), 1e-6)
+        tiles = [*s.images, np.repeat(shade[..., None], 3, -1)]
+        rows.append(
+            np.concatenate([np.pad(t, ((2, 2), (2, 2), (0, 0)), constant_values=1.0) for t in tiles], 1)
+        )
+    EXAMPLES.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((np.concatenate(rows, 0) * 255 + 0.5).astype(np.uint8)).save(EXAMPLES, optimize=True)
+
+
 def render_section(
     kinds: dict, cold: float, batches: dict, res: dict, sizes: list[int], load: tuple[float, float]
 ) -> str:
@@ -153,7 +177,15 @@ def render_section(
     ]
     for k in KINDS:
         lines.append(f"| {k} | " + " | ".join(f"{res[(k, s)]:.3f}" for s in sizes) + " |")
-    lines += ["", f"![scene time vs resolution]({PLOT.relative_to(DOC.parent).as_posix()})", ""]
+    lines += [
+        "",
+        f"![scene time vs resolution]({PLOT.relative_to(DOC.parent).as_posix()})",
+        "",
+        f"Examples (rows: {', '.join(KINDS)}; three views, then the first view's inverse depth):",
+        "",
+        f"![procedural scenes]({EXAMPLES.relative_to(DOC.parent).as_posix()})",
+        "",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -185,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if not args.quick:
         plot(res, sizes)
+        draw_examples()
         write_section(text)
     return 0
 

@@ -24,7 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("scenes", help="procedural multi-view scenes with exact ground truth")
     actions = p.add_subparsers(dest="scenes_command", metavar="ACTION")
     actions.required = True
-    make = actions.add_parser("make", help="render scenes to scene folders", description=__doc__)
+    make = actions.add_parser(
+        "make",
+        help="render scenes to scene folders",
+        description="Write procedural multi-view scenes (RGB, z-depth, cameras) to OUT/scene_00000 ... "
+        "Scene i uses seed SEED + i; without --kind the kinds take turns by seed.",
+    )
     make.add_argument("--out", required=True, help="output folder (created if missing)")
     make.add_argument("--count", default="1", help="number of scenes (default 1)")
     make.add_argument("--views", default="4", help="views per scene (default 4)")

@@ -252,8 +252,8 @@ def _objects(seed: int, rng: np.random.Generator) -> SceneSpec:
         b.material(rng.uniform(0.5, 2.0), surface=True),
         casts_shadow=False,
     )
-    cluster = rng.uniform(1.0, 2.5)
-    b.scatter(int(rng.integers(3, 9)), (0.3, 0.7), _disc_sampler(cluster))
+    cluster = rng.uniform(0.8, 2.0)
+    b.scatter(int(rng.integers(3, 9)), (0.35, 0.8), _disc_sampler(cluster))
     fov = math.radians(rng.uniform(40, 70))
     rig = Rig(
         "lookat",
@@ -287,11 +287,10 @@ def _orbit(seed: int, rng: np.random.Generator) -> SceneSpec:
         b.add_object(
             small, np.array([d * math.cos(a), d * math.sin(a)]), base_z, z=rng.uniform(-0.5, 0.5) * main
         )
-    centers = np.stack([p[1] for p in b.prims])
-    radii = bounding_radius(np.array([p[0] for p in b.prims]), np.stack([p[3] for p in b.prims]))
-    lo, hi = (centers - radii[:, None]).min(0), (centers + radii[:, None]).max(0)
-    target = (lo + hi) / 2
-    bound = float(np.max(np.linalg.norm(centers - target, axis=-1) + radii))
+    # Frame the main object (satellites may leave the frame, as in real object-centric captures).
+    main_prim = b.prims[0]
+    target = main_prim[1].copy()
+    bound = float(bounding_radius(np.array([main_prim[0]]), main_prim[3][None])[0]) * rng.uniform(0.75, 1.1)
     if turntable:
         b.add(
             PLANE,

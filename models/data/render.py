@@ -83,7 +83,9 @@ def _scene_tensors(spec: SceneSpec, shift: np.ndarray, dev: torch.device) -> _Sc
     mat = {
         "texture": torch.as_tensor(m.texture, dtype=torch.long, device=dev),
         "tile": torch.as_tensor(m.tile, **f32),
-        "angle": torch.as_tensor(m.angle, **f32),
+        "inv_tile": torch.as_tensor(1.0 / m.tile, **f32),
+        "cos": torch.as_tensor(np.cos(m.angle), **f32),
+        "sin": torch.as_tensor(np.sin(m.angle), **f32),
         "offset_u": torch.as_tensor(m.offset[:, 0], **f32),
         "offset_v": torch.as_tensor(m.offset[:, 1], **f32),
         "tint": torch.as_tensor(m.tint, **f32),
@@ -213,7 +215,10 @@ def _shadowed(st: _SceneTensors, start: Tensor, to_light: Tensor, t_max: float, 
 
 
 def _surface(st: _SceneTensors, index: Tensor, points: Tensor) -> dict[str, Tensor]:
-    """World normals, materials and surface coordinates at ``N`` hit ``points [N, 3]`` on ``index [N]``."""
+    """World normals, materials and surface coordinates at ``N`` hit ``points [N, 3]`` on ``index [N]``.
+
+    ``index`` must be sorted (ascending), so each primitive's hits are one contiguous slice.
+    """
     N, dev = points.shape[0], points.device
     out = {
         "normal": torch.empty(N, 3, dtype=points.dtype, device=dev),
@@ -224,10 +229,13 @@ def _surface(st: _SceneTensors, index: Tensor, points: Tensor) -> dict[str, Tens
         "cylinder": torch.zeros(N, dtype=torch.bool, device=dev),
     }
     prims = st.prims
-    for p in range(len(prims)):
-        idx = torch.nonzero(index == p).squeeze(1)
-        if idx.numel() == 0:
+    counts = torch.bincount(index, minlength=len(prims)).tolist()
+    start = 0
+    for p, n in enumerate(counts):
+        if n == 0:
             continue
+        idx = slice(start, start + n)
+        start += n
         code, size = st.codes[p], st.sizes[p]
         R = prims.rotation[p]
         ls = local_surface(code, (points[idx] - prims.center[p]) @ R, size)
@@ -249,13 +257,11 @@ def _shade(
     points = origins + t[:, None] * dirs
     s = _surface(st, index, points)
     normal, mat, curved = s["normal"], s["material"], s["curved"]
-    tile = st.mat["tile"][mat]
+    tile, inv_tile = st.mat["tile"][mat], st.mat["inv_tile"][mat]
     off_u, off_v = st.mat["offset_u"][mat], st.mat["offset_v"][mat]
-    ang = st.mat["angle"][mat]
     # Flat faces: rotate world-unit coordinates, divide by the tile size.
     cu, cv = s["coords"].unbind(-1)
-    ca, sa = torch.cos(ang), torch.sin(ang)
-    inv_tile = 1.0 / tile
+    ca, sa = st.mat["cos"][mat], st.mat["sin"][mat]
     u = (ca * cu - sa * cv) * inv_tile
     v = (sa * cu + ca * cv) * inv_tile
     tile_world = tile
@@ -416,6 +422,7 @@ def _render_views(
     flat_t, flat_i = t.reshape(-1), index.reshape(-1)
     for a in range(0, hits.numel(), CHUNK_RAYS):
         h = hits[a : a + CHUNK_RAYS]
+        h = h[torch.argsort(flat_i[h], stable=True)]  # group hits by primitive (see _surface)
         view = h // (H * W)
         rgb[h] = _shade(spec, st, origins[view], flat_dirs[h], flat_t[h], flat_i[h], focal[view])
     depth = torch.where(valid, t, torch.zeros_like(t))
