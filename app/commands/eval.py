@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--data", nargs="*", default=[], metavar="DIR", help="scene folders for --suite folder")
     p.add_argument("--no-colmap", action="store_true", help="skip the COLMAP peer")
+    p.add_argument(
+        "--colmap-only", action="store_true", help="run only the COLMAP peer (it needs no weights)"
+    )
     p.add_argument("--full-attention-scenes", type=int, default=5, help="scenes also run without ZPressor")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--out", required=True, metavar="DIR", help="where results.json/.md and plots go")
@@ -93,11 +96,16 @@ def run(args: argparse.Namespace) -> int:
                 load_scene_folder(f)
             except (FileNotFoundError, ValueError) as e:
                 raise CommandError(f"--data: {e}") from e
-    try:
-        model, info = load_eval_model(args.preset, args.weights)
-    except (CheckpointError, FileNotFoundError, ValueError) as e:
-        raise CommandError(f"--weights: {e}") from e
-    reconstructor = Reconstructor(args.preset, model=model)
+    if args.colmap_only and args.no_colmap:
+        raise CommandError("--colmap-only and --no-colmap exclude each other")
+    if args.colmap_only:
+        reconstructor, info = None, {"source": "none (COLMAP only)"}
+    else:
+        try:
+            model, info = load_eval_model(args.preset, args.weights)
+        except (CheckpointError, FileNotFoundError, ValueError) as e:
+            raise CommandError(f"--weights: {e}") from e
+        reconstructor = Reconstructor(args.preset, model=model)
 
     rows = []
     if args.suite in ("procedural", "all"):

@@ -32,7 +32,8 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for (suite, method, views), rs in groups.items():
         agg: dict[str, Any] = {"suite": suite, "method": method, "views": views, "scenes": len(rs)}
-        pairs = [np.asarray(r["_pair_max_deg"]) for r in rs if "_pair_max_deg" in r]
+        pairs = [np.asarray(r.get("_pair_max_deg", r.get("pair_max_deg"))) for r in rs]
+        pairs = [p for p in pairs if p.ndim == 1 and p.size]
         if pairs:
             err = np.concatenate(pairs)
             agg["auc30"] = pose_auc(PoseErrors(err, err), 30)
@@ -109,6 +110,9 @@ def write_report(out_dir: str | Path, rows: list[dict[str, Any]], meta: dict[str
     out.mkdir(parents=True, exist_ok=True)
     summary = aggregate(rows)
     clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    for c, r in zip(clean, rows, strict=True):  # keep pair errors so later runs can re-pool AUC
+        if "_pair_max_deg" in r:
+            c["pair_max_deg"] = np.round(np.asarray(r["_pair_max_deg"], dtype=float), 3).tolist()
     meta = {
         **meta,
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),

@@ -123,15 +123,19 @@ def _iterate(cfg: SuiteConfig) -> Iterator[tuple[int, int]]:
 def run_procedural_suite(
     reconstructor: Any, cfg: SuiteConfig, *, progress: Callable[[str], None] | None = None
 ) -> list[Row]:
-    """Rows of per-scene metrics for onepass (and COLMAP, and onepass-full where applicable)."""
+    """Rows of per-scene metrics for onepass (and COLMAP, and onepass-full where applicable).
+
+    ``reconstructor=None`` scores only the COLMAP peer.
+    """
     rows: list[Row] = []
     for views, seed in _iterate(cfg):
         gt = procedural_ground_truth(seed, views, cfg.size, cfg.targets)
         if progress:
             progress(f"{gt.name} views={views}")
-        rows.append(_onepass_row(reconstructor, gt, cfg.max_anchors, "onepass") | {"seed": seed})
-        if views > cfg.max_anchors and seed - cfg.seed_offset < cfg.full_attention_scenes:
-            rows.append(_onepass_row(reconstructor, gt, views, "onepass-full") | {"seed": seed})
+        if reconstructor is not None:
+            rows.append(_onepass_row(reconstructor, gt, cfg.max_anchors, "onepass") | {"seed": seed})
+            if views > cfg.max_anchors and seed - cfg.seed_offset < cfg.full_attention_scenes:
+                rows.append(_onepass_row(reconstructor, gt, views, "onepass-full") | {"seed": seed})
         if cfg.colmap:
             rows.append(_colmap_row(gt) | {"seed": seed})
     return rows
@@ -142,13 +146,15 @@ def run_motorcycle(reconstructor: Any, *, colmap: bool = True) -> list[Row]:
     from models.eval.motorcycle import load_motorcycle
 
     gt = load_motorcycle()
-    rows = [_onepass_row(reconstructor, gt, 8, "onepass") | {"seed": -1}]
-    left_only = GroundTruth(
-        images=gt.images[:1], depth=gt.depth[:1], valid=gt.valid[:1], K=gt.K[:1],
-        world_to_camera=gt.world_to_camera[:1], name="motorcycle-left-to-right",
-        target_images=gt.images[1:], target_K=gt.K[1:], target_world_to_camera=gt.world_to_camera[1:],
-    )  # fmt: skip
-    rows.append(_onepass_row(reconstructor, left_only, 8, "onepass") | {"seed": -1})
+    rows = []
+    if reconstructor is not None:
+        rows.append(_onepass_row(reconstructor, gt, 8, "onepass") | {"seed": -1})
+        left_only = GroundTruth(
+            images=gt.images[:1], depth=gt.depth[:1], valid=gt.valid[:1], K=gt.K[:1],
+            world_to_camera=gt.world_to_camera[:1], name="motorcycle-left-to-right",
+            target_images=gt.images[1:], target_K=gt.K[1:], target_world_to_camera=gt.world_to_camera[1:],
+        )  # fmt: skip
+        rows.append(_onepass_row(reconstructor, left_only, 8, "onepass") | {"seed": -1})
     if colmap:
         rows.append(_colmap_row(gt) | {"seed": -1})
     return rows
@@ -185,7 +191,8 @@ def run_folder_suite(
     gts = [load_scene_folder(f) for f in folders]  # fail before any work if one lacks ground truth
     rows: list[Row] = []
     for gt in gts:
-        rows.append(_onepass_row(reconstructor, gt, max_anchors, "onepass") | {"seed": -1})
+        if reconstructor is not None:
+            rows.append(_onepass_row(reconstructor, gt, max_anchors, "onepass") | {"seed": -1})
         if colmap:
             rows.append(_colmap_row(gt) | {"seed": -1})
     return rows
