@@ -14,6 +14,7 @@ import { parsePointPly } from "./ply.js";
 import { PointCloud } from "./points.js";
 import { Stage } from "./stage.js";
 import { requestServerRender } from "./render_request.js";
+import { medianDepth, robustExtent, sampleCentres } from "./scene_stats.js";
 
 const $ = (id) => document.getElementById(id);
 const jobId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() ?? "");
@@ -27,7 +28,8 @@ const viewer = {
   splats: null,
   points: null,
   frustums: null,
-  centre: null, // centre of the splats' bounding box, world coordinates
+  samples: null, // a sample of splat centres, world coordinates [3 * n]
+  centre: null, // their per-axis median
   active: -1,
 };
 // Read by the browser tests (and handy in the console): the state and a few actions.
@@ -73,12 +75,14 @@ async function fetchBytes(name, label) {
   return bytes;
 }
 
-// Distance from a camera to the splats' centre along its view axis (where orbiting should pivot).
+// Where orbiting should pivot when at a camera: the median depth of the splats in front of it.
 function focusDistance(cameraToWorld) {
   const pos = new THREE.Vector3().setFromMatrixPosition(cameraToWorld);
   const forward = new THREE.Vector3(0, 0, -1).transformDirection(cameraToWorld);
-  const d = (viewer.centre ?? viewer.layout.mean).clone().sub(pos).dot(forward);
-  return d > viewer.layout.scale * 0.05 ? d : viewer.layout.scale;
+  const d = viewer.samples ? medianDepth(viewer.samples, pos, forward) : NaN;
+  if (Number.isFinite(d) && d > 0) return d;
+  const toCentre = (viewer.centre ?? viewer.layout.mean).clone().sub(pos).dot(forward);
+  return toCentre > 0 ? toCentre : viewer.layout.scale;
 }
 
 async function goToCamera(index, ms) {
@@ -312,10 +316,27 @@ async function main() {
     viewer.layout = cameraLayout(viewer.frames);
     const stage = new Stage($("canvas"), $("stage"));
     viewer.stage = stage;
-    stage.setScale(viewer.layout.scale);
     // Orbit around the first camera's up direction (OpenCV -y).
     stage.setUp(new THREE.Vector3(0, 1, 0).transformDirection(viewer.frames[0].cameraToWorld));
-    viewer.frustums = new Frustums(viewer.frames, viewer.layout.scale * 0.15, inputImageUrl);
+
+    const bytes = await fetchBytes(splatName, "the Gaussians");
+    status("Preparing the Gaussians…");
+    viewer.splats = new SplatMesh({ fileBytes: bytes, fileName: splatName });
+    await viewer.splats.initialized;
+    // SPZ stores the RUB frame (renderer.io.web_formats flips our OpenCV y and z on write) and Spark
+    // reads it as is: turn it back by half a turn about x. The PLY holds OpenCV world coordinates.
+    if (splatName.endsWith(".spz")) viewer.splats.quaternion.set(1, 0, 0, 0);
+    viewer.samples = sampleCentres(viewer.splats);
+    const { centre, radius } = robustExtent(viewer.samples);
+    viewer.centre = centre;
+    // Fly speed and clipping follow the larger of the camera spread and the scene's size; frustums
+    // follow the camera spacing, kept between a tenth of the scene's size and all of it.
+    const radiusOk = Number.isFinite(radius) && radius > 0;
+    stage.setScale(radiusOk ? Math.max(viewer.layout.scale, radius) : viewer.layout.scale);
+    const spacing = radiusOk
+      ? THREE.MathUtils.clamp(viewer.layout.scale, 0.1 * radius, radius)
+      : viewer.layout.scale;
+    viewer.frustums = new Frustums(viewer.frames, 0.15 * spacing, inputImageUrl);
     viewer.frustums.onChange = () => stage.requestRender();
     // Leaving an input camera's pose shows its frustum again.
     stage.onUserMove = () => {
@@ -326,19 +347,6 @@ async function main() {
     stage.scene.add(viewer.frustums.group);
     buildCameraList();
     wireControls();
-
-    const bytes = await fetchBytes(splatName, "the Gaussians");
-    status("Preparing the Gaussians…");
-    viewer.splats = new SplatMesh({ fileBytes: bytes, fileName: splatName });
-    await viewer.splats.initialized;
-    // SPZ stores the RUB frame (renderer.io.web_formats flips our OpenCV y and z on write) and Spark
-    // reads it as is: turn it back by half a turn about x. The PLY holds OpenCV world coordinates.
-    if (splatName.endsWith(".spz")) viewer.splats.quaternion.set(1, 0, 0, 0);
-    viewer.splats.updateMatrixWorld(true);
-    viewer.centre = viewer.splats
-      .getBoundingBox(true)
-      .applyMatrix4(viewer.splats.matrixWorld)
-      .getCenter(new THREE.Vector3());
     stage.scene.add(viewer.splats);
     await goToCamera(0, 0);
     await viewer.settled();
