@@ -7,8 +7,9 @@ o·exp(-σ))``; skip when ``α < 1/255``; stop (without ``g``) when ``T(1 - α) 
 
 CPU layout: tiles are the unit of parallel work (interleaved over threads for load balance). Inside a tile
 the loop runs over Gaussians and, per Gaussian, only over the pixels of each row where ``α ≥ 1/255`` can
-hold (the ellipse ``σ ≤ ln(255·o)`` solved per row, padded by a pixel), so no exp is spent on pixels a
-Gaussian cannot reach; along a row ``exp(-σ)`` is updated by two multiplications (σ is quadratic in x).
+hold (the ellipse ``σ ≤ ln(255·o)`` solved per row), so no work is spent on pixels a
+Gaussian cannot reach; ``exp(-σ)`` is walked from pixel to pixel by multiplications (σ is quadratic in
+the pixel position), one exp pair per Gaussian and tile.
 Per-pixel state (T, colour, done flag, last index) keeps the per-pixel order and
 results identical to gsplat's per-pixel loop. The backward pass walks each tile back to front, recovering
 T by division (float64), writes one gradient row per tile intersection, then sums rows per Gaussian.
@@ -42,15 +43,20 @@ def _tile_of(t, n_tiles, tile_w, tile_size, width, height):
     return i, x0, y0, min(x0 + tile_size, width), min(y0 + tile_size, height)
 
 
+#: Spans are widened by this many pixels: rounding moves a span end by ~1e-8 px at most (where the ellipse
+#: is tangent to a row), so no pixel with alpha >= 1/255 is missed; the exact test runs per pixel anyway.
+_SPAN_MARGIN = 1e-5
+
+
 @numba.njit(**NJIT_OPTIONS)
 def _row_span(my, a, b, c, level, y0, y1):
     """Rows ``[r0, r1)`` of the tile where ``σ ≤ level`` is possible (whole tile if the conic is not PD)."""
     det = a * c - b * b
     if not (a > 0.0 and det > 0.0):
         return y0, y1
-    half = math.sqrt(2.0 * level * a / det)
-    r0 = max(float(y0), math.ceil(my - half - 0.5) - 1.0)
-    r1 = min(float(y1), math.floor(my + half - 0.5) + 2.0)
+    half = math.sqrt(2.0 * level * a / det) + _SPAN_MARGIN
+    r0 = max(float(y0), math.ceil(my - half - 0.5))
+    r1 = min(float(y1), math.floor(my + half - 0.5) + 1.0)
     if r1 <= r0:
         return 0, 0
     return int(r0), int(r1)
@@ -58,7 +64,7 @@ def _row_span(my, a, b, c, level, y0, y1):
 
 @numba.njit(**NJIT_OPTIONS)
 def _col_span(mx, dy, a, b, c, level, x0, x1):
-    """Columns ``[j0, j1)`` of one row where ``σ ≤ level`` (padded by one pixel; whole row if not PD)."""
+    """Columns ``[j0, j1)`` of one row where ``σ ≤ level`` can hold (whole row if the conic is not PD)."""
     det = a * c - b * b
     if not (a > 0.0 and det > 0.0):
         return x0, x1
@@ -68,38 +74,58 @@ def _col_span(mx, dy, a, b, c, level, x0, x1):
     sq = math.sqrt(disc)
     d_lo = (-b * dy - sq) / a
     d_hi = (-b * dy + sq) / a
-    j0 = max(float(x0), math.ceil(mx - d_hi - 0.5) - 1.0)
-    j1 = min(float(x1), math.floor(mx - d_lo - 0.5) + 2.0)
+    j0 = max(float(x0), math.ceil(mx - d_hi - 0.5 - _SPAN_MARGIN))
+    j1 = min(float(x1), math.floor(mx - d_lo - 0.5 + _SPAN_MARGIN) + 1.0)
     if j1 <= j0:
         return 0, 0
     return int(j0), int(j1)
 
 
-#: Conics with ``a`` above this (only possible with ``eps2d`` near 0) use a direct exp per pixel, so the
-#: incremental per-row factors below cannot overflow.
-_INCREMENTAL_MAX_A = 16.0
+#: Conics with an entry above this (only possible with ``eps2d`` near 0) use a direct exp per pixel, so the
+#: incremental factors below cannot overflow.
+_INCREMENTAL_MAX = 16.0
 
 
 @numba.njit(**NJIT_OPTIONS)
 def _incremental(a, b, c):
-    """Whether ``exp(-σ)`` may be stepped along rows (PD conic, moderate ``a``); the factor ``exp(-a)``."""
-    if a > 0.0 and a * c - b * b > 0.0 and a <= _INCREMENTAL_MAX_A:
-        return True, math.exp(-a)
-    return False, 0.0
+    """Whether ``exp(-σ)`` may be walked incrementally (PD conic, moderate entries), and the factors
+    ``exp(-a), exp(-b), exp(-c)`` (the second differences of σ along x, across, and along y)."""
+    if a > 0.0 and a * c - b * b > 0.0 and a <= _INCREMENTAL_MAX and c <= _INCREMENTAL_MAX:
+        if abs(b) <= _INCREMENTAL_MAX:
+            return True, math.exp(-a), math.exp(-b), math.exp(-c)
+    return False, 0.0, 0.0, 0.0
 
 
 @numba.njit(**NJIT_OPTIONS)
-def _row_start(dx, dy, a, b, c, incremental):
-    """``exp(-σ)`` at the first pixel of a row span and the factor to the next pixel.
+def _walk_start(mx, my, px, py, a, b, c):
+    """At pixel ``(px, py)``: ``E = exp(-σ)``, and ``Sx``, ``Ty`` that move ``E`` one pixel right / down.
 
-    Moving one pixel right lowers ``dx`` by 1, so ``σ`` changes by ``-(a·dx + b·dy) + a/2`` and that change
-    grows by ``a`` per step: ``exp(-σ)`` follows by two multiplications per pixel instead of an exp. Forward
-    and backward run this same sequence, so both see bitwise identical alphas.
+    ``σ`` is quadratic in the pixel position, so a step right multiplies ``E`` by ``Sx = exp(a·dx + b·dy -
+    a/2)`` and then ``Sx`` by ``exp(-a)`` and ``Ty`` by ``exp(-b)``; a step down multiplies ``E`` by ``Ty``,
+    ``Ty`` by ``exp(-c)`` and ``Sx`` by ``exp(-b)``. Walking the rows of a Gaussian this way costs a few
+    multiplications per pixel and no exp; forward and backward walk identically, so both see bitwise equal
+    alphas.
     """
-    if not incremental:
-        return 0.0, 0.0
-    vis = math.exp(-(0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy))
-    return vis, math.exp(a * dx + b * dy - 0.5 * a)
+    dx = mx - (px + 0.5)
+    dy = my - (py + 0.5)
+    e = math.exp(-(0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy))
+    return e, math.exp(a * dx + b * dy - 0.5 * a), math.exp(c * dy + b * dx - 0.5 * c)
+
+
+@numba.njit(**NJIT_OPTIONS)
+def _walk_columns(e, sx, ty, k, qa, qb):
+    """Move the walk state ``k`` pixels right (``k < 0``: left)."""
+    while k > 0:
+        e *= sx
+        sx *= qa
+        ty *= qb
+        k -= 1
+    while k < 0:
+        sx /= qa
+        e /= sx
+        ty /= qb
+        k += 1
+    return e, sx, ty
 
 
 @numba.njit(**NJIT_OPTIONS)
@@ -147,19 +173,30 @@ def _composite_fwd_kernel(
             level = math.log(o / ALPHA_THRESHOLD)
             mx, my = means2d[g, 0], means2d[g, 1]
             a, b, c = conics[g, 0], conics[g, 1], conics[g, 2]
-            incremental, q = _incremental(a, b, c)
+            incremental, qa, qb, qc = _incremental(a, b, c)
+            ready, e, sx, ty, jr = False, 0.0, 0.0, 0.0, 0
             r0, r1 = _row_span(my, a, b, c, level, y0, y1)
             for py in range(r0, r1):
                 dy = my - (py + 0.5)
                 j0, j1 = _col_span(mx, dy, a, b, c, level, x0, x1)
                 row = (py - y0) * tile_size - x0
-                vis, step = _row_start(mx - (j0 + 0.5), dy, a, b, c, incremental)
+                vis, step = 0.0, 0.0
+                if incremental:
+                    if j1 > j0:
+                        if ready:
+                            e, sx, ty = _walk_columns(e, sx, ty, j0 - jr, qa, qb)
+                        else:
+                            e, sx, ty = _walk_start(mx, my, j0, py, a, b, c)
+                            ready = True
+                        jr = j0
+                    vis, step = e, sx
+                    e, sx, ty = e * ty, sx * qb, ty * qc  # the reference pixel moves one row down
                 for px in range(j0, j1):
                     p = row + px
                     if incremental:
                         v = vis
                         vis *= step
-                        step *= q
+                        step *= qa
                     else:
                         dx = mx - (px + 0.5)
                         sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
@@ -257,20 +294,31 @@ def _composite_bwd_kernel(
             v_mx, v_my, v_a, v_b, v_c, v_o = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
             v_col[:] = 0.0
             touched = False
-            incremental, q = _incremental(a, b, c)
+            incremental, qa, qb, qc = _incremental(a, b, c)
+            ready, e, sx, ty, jr = False, 0.0, 0.0, 0.0, 0
             r0, r1 = _row_span(my, a, b, c, level, y0, y1)
             for py in range(r0, r1):
                 dy = my - (py + 0.5)
                 j0, j1 = _col_span(mx, dy, a, b, c, level, x0, x1)
                 row = (py - y0) * tile_size - x0
-                vis_next, step = _row_start(mx - (j0 + 0.5), dy, a, b, c, incremental)
+                vis_next, step = 0.0, 0.0
+                if incremental:
+                    if j1 > j0:
+                        if ready:
+                            e, sx, ty = _walk_columns(e, sx, ty, j0 - jr, qa, qb)
+                        else:
+                            e, sx, ty = _walk_start(mx, my, j0, py, a, b, c)
+                            ready = True
+                        jr = j0
+                    vis_next, step = e, sx
+                    e, sx, ty = e * ty, sx * qb, ty * qc
                 for px in range(j0, j1):
                     p = row + px
                     dx = mx - (px + 0.5)
                     if incremental:
                         vis = vis_next
                         vis_next *= step
-                        step *= q
+                        step *= qa
                     else:
                         sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
                         if sigma < 0.0:
