@@ -222,6 +222,8 @@ async function screenshot() {
 }
 
 function wireControls() {
+  // Keys typed in the panel (numbers, selects) must not move the camera in fly mode.
+  document.querySelector(".panel").addEventListener("keydown", (e) => e.stopPropagation());
   for (const r of document.querySelectorAll("input[name=mode]")) {
     r.addEventListener("change", () => showPoints(r.value === "points" && r.checked));
   }
@@ -301,6 +303,19 @@ async function main() {
   try {
     status("Loading the job…");
     viewer.job = await apiJson(jobUrl(jobId));
+    if (viewer.job.status === "queued" || viewer.job.status === "running") {
+      // Wait for it: the page reloads itself when the job ends.
+      const source = new EventSource(`${jobUrl(jobId)}/events`);
+      source.addEventListener("progress", (e) => {
+        const job = JSON.parse(e.data);
+        $("overlay").textContent = `This reconstruction is ${job.status} (${job.stage}, ${Math.round(job.progress * 100)} %).`;
+      });
+      source.addEventListener("done", () => location.reload());
+      source.addEventListener("deleted", () => location.reload());
+      $("overlay").hidden = false;
+      $("overlay").textContent = `This reconstruction is ${viewer.job.status}; the view opens when it is done.`;
+      return;
+    }
     if (viewer.job.status !== "succeeded") {
       const why = viewer.job.error ? `: ${viewer.job.error}` : "";
       return fail(`This reconstruction is ${viewer.job.status}${why}.\nThe viewer opens finished reconstructions.`);
