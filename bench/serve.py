@@ -177,10 +177,13 @@ class BareModel:
     same decoded images the servers get, called from one dedicated thread as the service's worker does
     (on a loaded machine, torch called from the main thread ran ~10x slower here than from a thread)."""
 
-    def __init__(self, scenes: list[list[bytes]]) -> None:
+    def __init__(self, scenes: list[list[bytes]], threads: int) -> None:
+        import torch
+
         from models import Reconstructor
 
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bare-model")
+        self.thread.submit(torch.set_num_threads, threads).result()
         self.rec = self.thread.submit(Reconstructor, "tiny", device="cpu").result()
         self.scenes = [[np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in s] for s in scenes]
         self.thread.submit(self.rec.reconstruct, self.scenes[0], max_anchors=8).result()  # warm-up
@@ -287,7 +290,9 @@ def render_section(results: dict, levels: list[int], meta: dict) -> str:
         "runs per point; batching on and off interleaved run by run, so both saw the same load.",
         "",
         f"Workload: `POST /v1/reconstruct` of {VIEWS}-view {SIZE}×{SIZE} procedural scenes (PNG), preset "
-        '`tiny` on the CPU, one worker, `outputs=["cameras"]`; one client thread per concurrent request, '
+        f"`tiny` on the CPU, one worker with {meta['threads']} torch intra-op thread(s) "
+        '(`ONEPASS_TORCH_THREADS`; the bare model call uses the same), `outputs=["cameras"]`; one client '
+        "thread per concurrent request, "
         f"each sending its next request when the answer arrives ({per_level} requests per level). "
         f"Batching on: `ONEPASS_MAX_BATCH_SCENES=16`, `ONEPASS_MAX_WAIT_MS={meta['wait_ms']}`; off: "
         "`ONEPASS_BATCHING=false` (one scene per forward pass).",
@@ -354,6 +359,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--wait-ms", type=float, default=10.0, help="ONEPASS_MAX_WAIT_MS of the batching server")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads of the servers' worker and the bare model",
+    )
     ap.add_argument("--uploads", type=int, default=100, help="JPEGs in the upload-memory run")
     ap.add_argument("--skip-full", action="store_true", help="skip the every-output row")
     ap.add_argument("--quick", action="store_true", help="1 run, concurrency 1 and 4, no docs update")
@@ -365,10 +376,15 @@ def main(argv: list[str] | None = None) -> int:
 
     load_at_start = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     scenes = make_scenes(8)
-    bare = BareModel(scenes)
+    bare = BareModel(scenes, args.threads)
     results: dict = {"runs": {"on": {c: [] for c in levels}, "off": {c: [] for c in levels}}}
     extra: dict[str, list[dict]] = {"bare": [], "full": [], "bare_full": []}
-    common = {"ONEPASS_WORKERS": "1", "ONEPASS_MAX_BATCH_SCENES": "16", "ONEPASS_MAX_BATCH_TOKENS": "65536"}
+    common = {
+        "ONEPASS_WORKERS": "1",
+        "ONEPASS_TORCH_THREADS": str(args.threads),
+        "ONEPASS_MAX_BATCH_SCENES": "16",
+        "ONEPASS_MAX_BATCH_TOKENS": "65536",
+    }
     with (
         tempfile.TemporaryDirectory() as d_on,
         tempfile.TemporaryDirectory() as d_off,
@@ -413,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         "requests": requests,
         "wait_ms": f"{args.wait_ms:g}",
         "load": load_at_start,
+        "threads": args.threads,
     }
     plot(results, levels)
     write_section(render_section(results, levels, meta))

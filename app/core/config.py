@@ -38,6 +38,9 @@ class Settings(BaseSettings):
         description="inference workers; default one per CUDA device, else one on the CPU; 0 = queue only",
     )
     warmup: bool = True
+    torch_threads: int | None = Field(
+        None, ge=1, description="intra-op threads of each worker; default torch's (one per core)"
+    )
 
     # Upload limits.
     max_files: int = Field(500, ge=1, description="images per reconstruction (after zip/video expansion)")

@@ -48,6 +48,14 @@ class Worker:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def set_torch_threads(n: int) -> int:
+    """Intra-op threads for torch calls made from the calling (worker) thread; returns the count."""
+    import torch
+
+    torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
 class WorkerPool:
     def __init__(
         self,
@@ -151,6 +159,8 @@ class WorkerPool:
             w.batcher = Batcher(
                 w.name, w.reconstructor.reconstruct_batch, on_batch=on_batch, on_oom=self.metrics.oom.inc
             )
+            if self.settings.torch_threads is not None:
+                w.info["torch_threads"] = await w.batcher.call(set_torch_threads, self.settings.torch_threads)
             if self.settings.warmup:
                 t1 = time.perf_counter()
                 w.info.update(await w.batcher.call(pipeline.warmup, w.reconstructor))
