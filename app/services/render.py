@@ -71,13 +71,12 @@ def path_cameras(
 ) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Cameras of a named path: (world_to_camera [N, 4, 4], K [N, 3, 3], width, height).
 
-    K comes at the first input image's size and is rescaled when another size is asked for; a missing
-    width or height keeps the input's aspect ratio.
+    The size defaults to the first input image's; with only one side given the other keeps its aspect
+    ratio. ``renderer.camera_paths`` keeps the inputs' vertical field of view at that size.
     """
     import torch
 
     from renderer import camera_paths
-    from renderer.conventions import scale_intrinsics
 
     h0, w0 = scene.image_hw[0]
     if width is None and height is None:
@@ -93,9 +92,8 @@ def path_cameras(
         "spiral": camera_paths.spiral_path,
         "inputs": camera_paths.input_path,
     }
-    T, K = make[kind](T_in, K_in, frames)
-    K = scale_intrinsics(torch.as_tensor(K, dtype=torch.float64), (h0, w0), (height, width))
-    return np.asarray(T, dtype=np.float64), np.asarray(K, dtype=np.float64), int(width), int(height)
+    T, K = make[kind](T_in, K_in, frames, image_hw=scene.image_hw, out_hw=(height, width))
+    return T.numpy(), K.numpy(), int(width), int(height)
 
 
 def write_zip(frames: Iterator[np.ndarray], out: Path) -> None:
