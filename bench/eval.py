@@ -95,10 +95,8 @@ def _suite_rows(reconstructor: Any, scenes: int, views: tuple[int, ...], colmap:
 
 
 def _load_rows(path: Path) -> list[dict]:
-    """Rows of an earlier ``results.json`` (pair errors are not stored there, so AUC is re-pooled from
-    per-scene AUCs only when needed; we keep the stored per-scene metrics)."""
-    doc = json.loads(path.read_text())
-    return doc["rows"]
+    """Rows of an earlier ``results.json`` (they keep ``pair_max_deg``, so AUC is re-pooled exactly)."""
+    return json.loads(path.read_text())["rows"]
 
 
 def _fmt(v: Any, d: int = 3) -> str:
@@ -181,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         "--run", default=str(ROOT / "runs" / "tiny-main"), help="training run for the learning curve"
     )
     ap.add_argument("--colmap-json", default=None, help="reuse COLMAP rows from an earlier results.json")
+    ap.add_argument("--random-json", default=None, help="reuse random-weight rows (runs/eval/bench-random)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-docs", action="store_true", help="compute and print, do not touch docs/")
     args = ap.parse_args(argv)
@@ -192,6 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     all_rows: list[dict] = []
     methods = {}
     for label, weights in (("trained", args.weights), ("random", "random")):
+        if label == "random" and args.random_json:
+            doc = json.loads(Path(args.random_json).read_text())
+            methods[label] = doc["meta"]["weights"]
+            rows = doc["rows"]
+            for r in rows:
+                r["label"] = "onepass-random" + ("-full" if r["method"] == "onepass-full" else "")
+            all_rows += rows
+            continue
         model, info = load_eval_model("tiny", weights)
         if label == "trained" and info.get("source") == "random":
             print("bench.eval: no trained weights found; the 'trained' column is skipped")
@@ -274,7 +281,8 @@ def render_section(summary: list[dict], run: dict, methods: dict, args: argparse
     lines = [SECTION, ""]
     lines.append(
         f"Command: `python -m bench.eval --scenes {args.scenes} --views {','.join(map(str, args.views))}"
-        f"{' --colmap-json ' + args.colmap_json if args.colmap_json else ''}` ({date}). "
+        f"{' --colmap-json ' + args.colmap_json if args.colmap_json else ''}"
+        f"{' --random-json ' + args.random_json if args.random_json else ''}` ({date}). "
         f"Machine: {_cpu_name()}, "
         f"2 cores shared with other jobs (and with the background training run), torch {args.threads} thread."
     )

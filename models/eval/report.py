@@ -98,7 +98,8 @@ def _plot(
     ax.set_xlabel("input views")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.get_lines():
+        ax.legend()
     fig.tight_layout()
     fig.savefig(out / name)
     plt.close(fig)
