@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from models.data.kinds import KINDS, make_spec, spec_rng
-from models.data.render import render_views
+from models.data.render import Views, render_views
 from models.data.spec import SceneSpec
 from renderer.io.scene_layout import (
     Frame,
@@ -119,7 +119,7 @@ def kind_for_seed(seed: int) -> str:
 # --------------------------------------------------------------------------------------------- making
 def _render_scene(
     seed: int, views: int, width: int, height: int, kind: str, device: torch.device | str | None
-) -> tuple[SceneSpec, np.ndarray, np.ndarray, object]:
+) -> tuple[SceneSpec, np.ndarray, np.ndarray, Views]:
     spec = make_spec(seed, kind)
     w2c, K = spec.rig.sample(spec_rng(seed, _STREAM_CAMERAS), views, width, height, stratified=True)
     return spec, w2c, K, render_views(spec, w2c, K, width, height, device=device)

@@ -14,7 +14,13 @@ import torch
 
 from models.data.primitives import PrimitiveTensors
 from models.data.rigs import Rig
-from models.data.textures import TextureStack, cached_photo_pyramid, mip_pyramid, procedural_texture
+from models.data.textures import (
+    TEXTURE_SIZE,
+    TextureStack,
+    cached_photo_pyramid,
+    mip_pyramid,
+    procedural_texture,
+)
 
 __all__ = ["Materials", "SceneSpec", "TextureRecipe"]
 
@@ -37,7 +43,10 @@ class TextureRecipe:
         if self.source == "photo":
             return cached_photo_pyramid(self.name)
         if self.source == "procedural":
-            return mip_pyramid(procedural_texture(np.random.default_rng(self.seed), self.name))
+            # Patterns are drawn at half resolution (4× cheaper) and doubled: at the image sizes used
+            # here a tile rarely spans more than 128 pixels, so level 0 is seldom magnified.
+            half = procedural_texture(np.random.default_rng(self.seed), self.name, size=TEXTURE_SIZE // 2)
+            return mip_pyramid(half.repeat(2, axis=0).repeat(2, axis=1))
         raise ValueError(f"texture source must be 'photo' or 'procedural', got {self.source!r}")
 
 
