@@ -31,6 +31,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     checkpoint_every_s: float = 300.0
     val_every_s: float = 1800.0  # held-out validation cadence (0 = never)
+    #: recompute trunk blocks in backward to save memory (VGGT does on GPUs); off: the CPU has RAM to spare
+    gradient_checkpointing: bool = False
     val_views: int = 4
     stages: tuple[Stage, ...] = DEFAULT_STAGES
     weights: LossWeights = field(default_factory=LossWeights)

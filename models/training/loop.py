@@ -111,6 +111,7 @@ class Trainer:
         torch.manual_seed(self.config.seed)
         self.model = build_model(self.model_config, seed=self.config.seed)  # the model's own initialisation
         self.model.train()
+        self.model.aggregator.gradient_checkpointing = self.config.gradient_checkpointing
         self.optimizer = build_optimizer(self.model, self.config)
         self.scheduler = make_scheduler(
             self.optimizer,
