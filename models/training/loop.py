@@ -141,6 +141,16 @@ class Trainer:
     def log_path(self) -> Path:
         return self.out / LOG_NAME
 
+    def _last_validation_elapsed(self) -> float:
+        """Training seconds at the last ``val.csv`` row (0 without one): validation follows training time,
+        so interruptions neither skip nor repeat it."""
+        path = self.out / "val.csv"
+        if not path.exists():
+            return 0.0
+        with path.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= self.step]
+        return float(rows[-1]["elapsed_s"]) if rows else 0.0
+
     def run_validation(self) -> dict[str, float]:
         """Score held-out scenes now and append a row to ``val.csv``."""
         res = validate(self.model, views=self.config.val_views)
@@ -156,11 +166,23 @@ class Trainer:
         return row
 
     def _truncate_log(self, step: int) -> None:
-        if not self.log_path.exists():
-            return
-        with self.log_path.open(newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
-        self._write_log(rows, mode="w")
+        """Drop log and validation rows written after the checkpoint being resumed."""
+        if self.log_path.exists():
+            with self.log_path.open(newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+            self._write_log(rows, mode="w")
+        val = self.out / "val.csv"
+        if val.exists():
+            with val.open(newline="") as f:
+                reader = csv.DictReader(f)
+                fields, rows = (
+                    reader.fieldnames or list(VAL_COLUMNS),
+                    [r for r in reader if int(r["step"]) <= step],
+                )
+            with val.open("w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=fields)
+                w.writeheader()
+                w.writerows(rows)
 
     def _write_log(self, rows: list[dict], mode: str = "a") -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -239,7 +261,8 @@ class Trainer:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
         start = time.monotonic()
         deadline = None if minutes is None else start + 60.0 * minutes
-        last_ckpt = last_val = start
+        last_ckpt = start
+        last_val = self._last_validation_elapsed()
         stop = {"requested": False}
 
         def request_stop(signum, frame) -> None:  # finish the current step, then checkpoint and return
@@ -274,7 +297,7 @@ class Trainer:
                 bar.set_postfix(
                     loss=f"{last_loss:.3f}", cam=f"{row['loss_camera']:.3f}", s=f"{row['step_s']:.2f}"
                 )
-                if self.config.val_every_s > 0 and time.monotonic() - last_val >= self.config.val_every_s:
+                if self.config.val_every_s > 0 and self.elapsed_s - last_val >= self.config.val_every_s:
                     val = self.run_validation()
                     bar.write(
                         f"validation at step {self.step}: "
@@ -282,7 +305,7 @@ class Trainer:
                             f"{k}={v:.3f}" for k, v in val.items() if k in ("auc30", "abs_rel_median", "psnr")
                         )
                     )
-                    last_val = time.monotonic()
+                    last_val = self.elapsed_s
                 if time.monotonic() - last_ckpt >= self.config.checkpoint_every_s:
                     self._write_log(rows)
                     rows = []
