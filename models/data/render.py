@@ -207,10 +207,10 @@ def _shadowed(st: _SceneTensors, start: Tensor, to_light: Tensor, t_max: float, 
         if cand.numel() == 0:
             continue
         R = prims.rotation[p]
-        o_local = ((start[cand] - prims.center[p]) @ R)[None]
-        d_local = (to_light[cand] @ R)[None]
+        o_local = ((start.index_select(0, cand) - prims.center[p]) @ R)[None]
+        d_local = (to_light.index_select(0, cand) @ R)[None]
         t = intersect_shape(st.codes[p], o_local, d_local, prims.size[p : p + 1], 1e-5)[0]
-        blocked[cand] = t < t_max
+        blocked.index_copy_(0, cand, t < t_max)
     return blocked
 
 
@@ -240,7 +240,7 @@ def _surface(st: _SceneTensors, index: Tensor, points: Tensor) -> dict[str, Tens
         R = prims.rotation[p]
         ls = local_surface(code, (points[idx] - prims.center[p]) @ R, size)
         out["normal"][idx] = ls.normal @ R.T
-        out["material"][idx] = prims.face_material[p][ls.face]
+        out["material"][idx] = prims.face_material[p].index_select(0, ls.face)
         out["coords"][idx] = ls.coords
         out["curved"][idx] = ls.curved
         if code in (SPHERE, CYLINDER):
@@ -257,11 +257,12 @@ def _shade(
     points = origins + t[:, None] * dirs
     s = _surface(st, index, points)
     normal, mat, curved = s["normal"], s["material"], s["curved"]
-    tile, inv_tile = st.mat["tile"][mat], st.mat["inv_tile"][mat]
-    off_u, off_v = st.mat["offset_u"][mat], st.mat["offset_v"][mat]
+    take = lambda name: st.mat[name].index_select(0, mat)  # noqa: E731
+    tile, inv_tile = take("tile"), take("inv_tile")
+    off_u, off_v = take("offset_u"), take("offset_v")
     # Flat faces: rotate world-unit coordinates, divide by the tile size.
     cu, cv = s["coords"].unbind(-1)
-    ca, sa = st.mat["cos"][mat], st.mat["sin"][mat]
+    ca, sa = take("cos"), take("sin")
     u = (ca * cu - sa * cv) * inv_tile
     v = (sa * cu + ca * cv) * inv_tile
     tile_world = tile
@@ -282,7 +283,7 @@ def _shade(
     footprint = t / (focal * dnorm * cos)
     textures = spec.texture_stack(points.device)
     lod = lod_from_footprint(footprint, tile_world, textures.size)
-    albedo = textures.sample(st.mat["texture"][mat], u + off_u, v + off_v, lod) * st.mat["tint"][mat]
+    albedo = textures.sample(take("texture"), u + off_u, v + off_v, lod) * take("tint")
     # Lambert with a world-space light and hard shadows from the objects.
     pos = st.light["position"]
     if pos is None:
@@ -297,10 +298,12 @@ def _shade(
     ndotl = ndotl.clamp_min(0)
     lit = torch.nonzero(ndotl > 0).squeeze(1)
     if lit.numel() > 0 and st.casters:
-        scale = points[lit].abs().amax(-1).clamp_min(1.0)
-        start = points[lit] + normal[lit] * (1e-4 * scale[:, None])
-        blocked = _shadowed(st, start, to_light[lit], t_max, pos is None)
-        ndotl[lit] = torch.where(blocked, torch.zeros_like(ndotl[lit]), ndotl[lit])
+        p_lit = points.index_select(0, lit)
+        scale = p_lit.abs().amax(-1).clamp_min(1.0)
+        start = p_lit + normal.index_select(0, lit) * (1e-4 * scale[:, None])
+        l_lit = to_light.index_select(0, lit) if pos is not None else to_light[: lit.numel()]
+        blocked = _shadowed(st, start, l_lit, t_max, pos is None)
+        ndotl = ndotl.index_fill(0, lit.masked_select(blocked), 0.0)
     shade = st.light["ambient"] + st.light["color"] * ndotl[:, None]
     return (albedo * shade).clamp(0, 1)
 
@@ -414,16 +417,25 @@ def _render_views(
     # Sky gradient for escaping rays (depends on the direction only: it is at infinity).
     sky = torch.nonzero(~valid.reshape(-1)).squeeze(1)
     if sky.numel() > 0:
-        d = flat_dirs[sky]
+        d = flat_dirs.index_select(0, sky)
         up = (d[:, 2] / d.norm(dim=-1)).clamp(0, 1)[:, None]
-        rgb[sky] = st.light["horizon"] * (1 - up) + st.light["zenith"] * up
+        rgb.index_copy_(0, sky, st.light["horizon"] * (1 - up) + st.light["zenith"] * up)
     hits = torch.nonzero(valid.reshape(-1)).squeeze(1)
     focal = torch.as_tensor(0.5 * (Ks[:, 0, 0] + Ks[:, 1, 1]), dtype=torch.float32, device=dev)
     flat_t, flat_i = t.reshape(-1), index.reshape(-1)
     for a in range(0, hits.numel(), CHUNK_RAYS):
         h = hits[a : a + CHUNK_RAYS]
-        h = h[torch.argsort(flat_i[h], stable=True)]  # group hits by primitive (see _surface)
+        h = h.index_select(0, torch.argsort(flat_i.index_select(0, h), stable=True))  # by primitive
         view = h // (H * W)
-        rgb[h] = _shade(spec, st, origins[view], flat_dirs[h], flat_t[h], flat_i[h], focal[view])
+        colors = _shade(
+            spec,
+            st,
+            origins.index_select(0, view),
+            flat_dirs.index_select(0, h),
+            flat_t.index_select(0, h),
+            flat_i.index_select(0, h),
+            focal.index_select(0, view),
+        )
+        rgb.index_copy_(0, h, colors)
     depth = torch.where(valid, t, torch.zeros_like(t))
     return Views(rgb.reshape(C, H, W, 3), depth, valid)

@@ -339,14 +339,14 @@ class TextureStack:
             if idx.numel() == tex.shape[0]:  # common case: one level for everything
                 t, uu, vv, f = tex, u, v, frac
             else:
-                t, uu, vv, f = tex[idx], u[idx], v[idx], frac[idx]
+                t, uu, vv, f = (x.index_select(0, idx) for x in (tex, u, v, frac))
             c0 = self._bilinear(level, t, uu, vv)
             if level + 1 < n_levels:
                 c0 = c0 + (self._bilinear(level + 1, t, uu, vv) - c0) * f
             if idx.numel() == tex.shape[0]:
                 out = c0
             else:
-                out[:, idx] = c0
+                out.index_copy_(1, idx, c0)
         return out.T
 
 
