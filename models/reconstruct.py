@@ -20,6 +20,7 @@ from __future__ import annotations
 import resource
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -97,6 +98,14 @@ class Reconstruction:
 
 
 def _rss_peak_bytes() -> int:
+    """This process's peak resident set: ``VmHWM`` (per address space, so a forked or exec'd worker does not
+    inherit its parent's peak as ``ru_maxrss`` can), else ``ru_maxrss``."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
 
 
