@@ -30,6 +30,16 @@ def num_threads() -> int:
     return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
 
 
+def _forget_pool_after_fork() -> None:
+    """A forked child inherits the pool object but not its threads: start a fresh one when needed."""
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def _get_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
