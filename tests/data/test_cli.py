@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,6 +83,7 @@ def test_unwritable_out_fails_in_a_subprocess(tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
