@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from app.services import pipeline
     from app.services.local_batch import find_scenes, is_done, run_local_batch
     from app.workers.devices import worker_devices
+    from app.workers.pool import batching_enabled
 
     if args.jobs < 1:
         raise CommandError(f"--jobs must be >= 1, got {args.jobs}")
@@ -101,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
             max_pixels=settings.max_pixels,
             max_files=settings.max_files,
             max_tokens=settings.max_batch_tokens,
+            batching=batching_enabled(settings.batching, [device]),
             on_scene=on_scene,
         )
     )

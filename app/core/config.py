@@ -59,7 +59,11 @@ class Settings(BaseSettings):
     sync_timeout_s: float = Field(600.0, gt=0)
 
     # Batching.
-    batching: bool = True
+    batching: bool | None = Field(
+        None,
+        description="group same-shape scenes into one forward pass; default on for CUDA workers, off on the "
+        "CPU (measured: no throughput gain there, only added latency; see docs/BENCHMARKS.md)",
+    )
     max_batch_tokens: int = Field(16384, ge=1, description="sum of views×patches of the scenes in one batch")
     max_batch_scenes: int = Field(8, ge=1)
     max_wait_ms: float = Field(10.0, ge=0)

@@ -84,13 +84,17 @@ async def run_local_batch(
     max_pixels: int,
     max_files: int,
     max_tokens: int,
+    batching: bool,
     on_scene: Callable[[SceneOutcome], None] | None = None,
 ) -> BatchSummary:
-    """Reconstruct every scene not done yet, up to ``jobs`` at a time (same-shape ones batched)."""
+    """Reconstruct every scene not done yet, up to ``jobs`` at a time (same-shape ones batched when
+    ``batching``; otherwise the extra scenes only overlap their image decoding and writing)."""
     out_root.mkdir(parents=True, exist_ok=True)
     summary = BatchSummary()
     batcher = Batcher("local", reconstructor.reconstruct_batch)
-    queue = BatchQueue([batcher], max_tokens=max_tokens, max_scenes=max(1, jobs), max_wait_ms=50.0)
+    queue = BatchQueue(
+        [batcher], max_tokens=max_tokens, max_scenes=max(1, jobs) if batching else 1, max_wait_ms=50.0
+    )
     io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="onepass-batch-io")
     loop = asyncio.get_running_loop()
     slots = asyncio.Semaphore(max(1, jobs))

@@ -15,6 +15,8 @@ import pytest
 import torch
 
 from app.jobs.batcher import Batcher, BatchKey, BatchQueue, JobInput, is_out_of_memory
+from app.workers.devices import worker_devices
+from app.workers.pool import batching_enabled
 
 KEY_A = BatchKey("tiny", 112, 224, 2)
 KEY_B = BatchKey("tiny", 224, 224, 2)
@@ -157,3 +159,20 @@ def test_oom_split_with_the_real_model(tiny_reconstructor) -> None:
     assert calls == [2, 1, 1]
     assert all(r.error is None for r in results)
     assert [r.reconstruction.world_to_camera.shape for r in results] == [(2, 4, 4), (2, 4, 4)]
+
+
+def test_batching_default_follows_the_device() -> None:
+    assert batching_enabled(None, ["cuda:0", "cuda:1"]) and not batching_enabled(None, ["cpu"])
+    assert batching_enabled(True, ["cpu"]) and not batching_enabled(False, ["cuda:0"])
+
+
+def test_worker_devices() -> None:
+    assert worker_devices("auto", None, n_cuda=0) == ["cpu"]
+    assert worker_devices("auto", None, n_cuda=2) == ["cuda:0", "cuda:1"]
+    assert worker_devices("cuda", 3, n_cuda=2) == ["cuda:0", "cuda:1", "cuda:0"]
+    assert worker_devices("cuda:1", None, n_cuda=2) == ["cuda:1"]
+    assert worker_devices("cpu", 0, n_cuda=2) == []
+    with pytest.raises(ValueError, match="asks for CUDA but this machine has 0"):
+        worker_devices("cuda", None, n_cuda=0)
+    with pytest.raises(ValueError, match="device must be auto, cpu, cuda or cuda:N, got 'tpu'"):
+        worker_devices("tpu", None, n_cuda=0)

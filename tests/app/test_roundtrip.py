@@ -46,6 +46,7 @@ def server(
 ) -> Iterator[LiveServer]:
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("data"),
+        batching=True,  # off by default on the CPU
         max_wait_ms=1000,  # a batch of three uploaded together always fills before it runs
         batch_root=scenes["root"],
         max_render_frames=8,
