@@ -32,6 +32,18 @@ PLOT = ROOT / "docs" / "bench" / "model_views.png"
 CACHE = ROOT / "var" / "bench" / "model.json"  # raw results of the last full run (for --reuse)
 SECTION = "## Model"
 
+#: Explanation printed under the targets (numbers from the table above and separate profiling).
+WHY_NOT_ONE_FIFTH = (
+    "Why the 1/5 targets are not reached here: every input view still runs the patch embed, "
+    "six frame blocks, six registration global blocks and the full-resolution depth head "
+    "(every view gets a camera and depth), and that per-view work is the same in both modes; "
+    "for this small model it is about a third of the full-attention cost at 64 views, and the "
+    "ratio keeps falling with more views (see 128). Memory: both modes keep every view's "
+    "outputs (depth, confidence, colours, points), and PyTorch's CPU attention kernel is "
+    "memory-efficient, so full attention is not quadratic in memory either; the gap that "
+    "remains is mostly the Gaussians (all views vs 8 anchors)."
+)
+
 
 # ------------------------------------------------------------------------------------------ helpers
 def _rss_now() -> int:
@@ -295,6 +307,8 @@ def render_section(sweep: dict, e2e: dict | None, loads: list[dict] | None, meta
             f"{verdict(med('zpressor', 128, 'cpu_times') / med('zpressor', 64, 'cpu_times'), 2.3)}, wall "
             f"{verdict(med('zpressor', 128, 'times') / med('zpressor', 64, 'times'), 2.3)}.",
             "",
+            WHY_NOT_ONE_FIFTH,
+            "",
         ]
     if e2e:
         med = statistics.median(e2e["times"])
@@ -308,6 +322,11 @@ def render_section(sweep: dict, e2e: dict | None, loads: list[dict] | None, meta
             f"{st['load_images']:.2f} s, reconstruct {st['reconstruct']:.2f} s, write files "
             f"{st['write_files']:.2f} s. Model load (once per process): {e2e['model_load_s']:.2f} s. "
             f"Files: {', '.join(e2e['files'])}.",
+            "",
+            "Where the CPU time goes (profiled separately, one thread): the forward pass and post-processing "
+            "of 8 views take about 1.1 s; writing takes about 2.3 s, of which the gzip level-9 compression "
+            "in `renderer.io.web_formats.spz_bytes` is about 1.2 s and the COLMAP model about 0.4 s "
+            "(321k Gaussians, 100k points).",
             "",
         ]
     if loads:
@@ -344,7 +363,8 @@ def write_section(text: str) -> None:
         DOC.write_text(doc.rstrip("\n") + "\n\n" + text)
         return
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    DOC.write_text("".join(lines[:start]) + text + ("\n" + "".join(lines[end:]) if end < len(lines) else ""))
+    rest = "".join(lines[end:])
+    DOC.write_text("".join(lines[:start]) + text.rstrip("\n") + "\n" + ("\n" + rest if rest else ""))
 
 
 # -------------------------------------------------------------------------------------------- main
@@ -404,8 +424,9 @@ def main(argv: list[str] | None = None) -> int:
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "threads": args.threads,
-        "load_start": load_start,
-        "load_end": os.getloadavg()[0],
+        # the load average that goes with the sweep: the cached one when the sweep is reused
+        "load_start": cached.get("load", [load_start])[0],
+        "load_end": cached.get("load", [None, os.getloadavg()[0]])[1],
         "weights": sweep["zpressor"][views[0]]["weights"],
     }
     text = render_section(sweep, e2e, loads, meta)
@@ -413,7 +434,8 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
         return 0
     CACHE.parent.mkdir(parents=True, exist_ok=True)
-    CACHE.write_text(json.dumps({"sweep": sweep, "loads": loads, "e2e": e2e}))
+    load = [meta["load_start"], meta["load_end"]]
+    CACHE.write_text(json.dumps({"sweep": sweep, "loads": loads, "e2e": e2e, "load": load}))
     plot(sweep, PLOT)
     write_section(text)
     print(f"updated {DOC} and {PLOT}")
