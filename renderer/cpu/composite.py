@@ -63,19 +63,19 @@ def _row_span(my, a, b, c, level, y0, y1):
 
 
 @numba.njit(**NJIT_OPTIONS)
-def _col_span(mx, dy, a, b, c, level, x0, x1):
-    """Columns ``[j0, j1)`` of one row where ``σ ≤ level`` can hold (whole row if the conic is not PD)."""
-    det = a * c - b * b
-    if not (a > 0.0 and det > 0.0):
-        return x0, x1
-    disc = 2.0 * a * level - det * dy * dy
+def _col_span(mx, dy, b, inv_a, two_a_level, det, x0, x1):
+    """Columns ``[j0, j1)`` of one row (offset ``dy``) where ``σ ≤ level`` can hold, for a PD conic.
+
+    Solves ``a dx² + 2 b dy dx + c dy² ≤ 2 level`` for ``dx`` with the per-Gaussian constants ``1/a``,
+    ``2 a level`` and ``det = a c - b²``; pixel centre ``j + 0.5 = mx - dx``.
+    """
+    disc = two_a_level - det * dy * dy
     if disc < 0.0:
         return 0, 0
-    sq = math.sqrt(disc)
-    d_lo = (-b * dy - sq) / a
-    d_hi = (-b * dy + sq) / a
-    j0 = max(float(x0), math.ceil(mx - d_hi - 0.5 - _SPAN_MARGIN))
-    j1 = min(float(x1), math.floor(mx - d_lo - 0.5 + _SPAN_MARGIN) + 1.0)
+    centre = mx + b * dy * inv_a - 0.5
+    half = math.sqrt(disc) * inv_a + _SPAN_MARGIN
+    j0 = max(float(x0), math.ceil(centre - half))
+    j1 = min(float(x1), math.floor(centre + half) + 1.0)
     if j1 <= j0:
         return 0, 0
     return int(j0), int(j1)
@@ -174,11 +174,15 @@ def _composite_fwd_kernel(
             mx, my = means2d[g, 0], means2d[g, 1]
             a, b, c = conics[g, 0], conics[g, 1], conics[g, 2]
             incremental, qa, qb, qc = _incremental(a, b, c)
+            det = a * c - b * b
+            pd = a > 0.0 and det > 0.0
+            inv_a = 1.0 / a if pd else 0.0
+            two_a_level = 2.0 * a * level
             ready, e, sx, ty, jr = False, 0.0, 0.0, 0.0, 0
             r0, r1 = _row_span(my, a, b, c, level, y0, y1)
             for py in range(r0, r1):
                 dy = my - (py + 0.5)
-                j0, j1 = _col_span(mx, dy, a, b, c, level, x0, x1)
+                j0, j1 = _col_span(mx, dy, b, inv_a, two_a_level, det, x0, x1) if pd else (x0, x1)
                 row = (py - y0) * tile_size - x0
                 vis, step = 0.0, 0.0
                 if incremental:
@@ -295,11 +299,15 @@ def _composite_bwd_kernel(
             v_col[:] = 0.0
             touched = False
             incremental, qa, qb, qc = _incremental(a, b, c)
+            det = a * c - b * b
+            pd = a > 0.0 and det > 0.0
+            inv_a = 1.0 / a if pd else 0.0
+            two_a_level = 2.0 * a * level
             ready, e, sx, ty, jr = False, 0.0, 0.0, 0.0, 0
             r0, r1 = _row_span(my, a, b, c, level, y0, y1)
             for py in range(r0, r1):
                 dy = my - (py + 0.5)
-                j0, j1 = _col_span(mx, dy, a, b, c, level, x0, x1)
+                j0, j1 = _col_span(mx, dy, b, inv_a, two_a_level, det, x0, x1) if pd else (x0, x1)
                 row = (py - y0) * tile_size - x0
                 vis_next, step = 0.0, 0.0
                 if incremental:
