@@ -177,6 +177,10 @@ def rasterize(
             raise ValueError(f"{name} must be finite, got NaN/Inf entries")
     if not bool((Ks[..., 0, 0] > 0).all() and (Ks[..., 1, 1] > 0).all()):
         raise ValueError("Ks must have positive focal lengths Ks[..., 0, 0] and Ks[..., 1, 1]")
+    gauss_args = {"means": means, "quats": quats, "scales": scales, "opacities": opacities, "colors": colors}
+    dtypes = {n: t.dtype for n, t in gauss_args.items()}
+    if len(set(dtypes.values())) > 1:
+        raise TypeError(f"means, quats, scales, opacities and colors must share one dtype, got {dtypes}")
     devices = {t.device for t in (means, quats, scales, opacities, colors, viewmats, Ks)}
     if len(devices) > 1:
         raise ValueError(f"all tensors must be on one device, got {sorted(str(d) for d in devices)}")

@@ -102,6 +102,8 @@ def test_bad_shapes_raise_naming_the_argument():
         rasterize(*a)  # SH coefficients passed without sh_degree
     with pytest.raises(TypeError, match="means must be a floating-point tensor"):
         rasterize(s.means.long(), *a[1:], sh_degree=1)
+    with pytest.raises(TypeError, match="must share one dtype"):
+        rasterize(a[0], a[1].float(), *a[2:], sh_degree=1)
     bad_K = s.Ks.clone()
     bad_K[0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="Ks must be finite"):
