@@ -130,14 +130,14 @@ def run_procedural_suite(
     rows: list[Row] = []
     for views, seed in _iterate(cfg):
         gt = procedural_ground_truth(seed, views, cfg.size, cfg.targets)
-        if progress:
-            progress(f"{gt.name} views={views}")
         if reconstructor is not None:
             rows.append(_onepass_row(reconstructor, gt, cfg.max_anchors, "onepass") | {"seed": seed})
             if views > cfg.max_anchors and seed - cfg.seed_offset < cfg.full_attention_scenes:
                 rows.append(_onepass_row(reconstructor, gt, views, "onepass-full") | {"seed": seed})
         if cfg.colmap:
             rows.append(_colmap_row(gt) | {"seed": seed})
+        if progress:
+            progress(f"{gt.name} views={views} done")
     return rows
 
 
