@@ -7,6 +7,7 @@ nvcc), which is why :func:`renderer.warmup` exists. Availability is probed once 
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 from torch import Tensor
@@ -33,27 +34,24 @@ def gsplat_status() -> tuple[bool, str]:
 
 
 def rasterize_gsplat(
-    means: Tensor,  # [B, N, 3]
-    quats: Tensor,  # [B, N, 4]
-    scales: Tensor,  # [B, N, 3]
-    opacities: Tensor,  # [B, N]
-    colors: Tensor,  # [B, (C,) N, D] or [B, (C,) N, K, 3]
-    viewmats: Tensor,  # [B, C, 4, 4]
-    Ks: Tensor,  # [B, C, 3, 3]
-    backgrounds: Tensor | None,  # [B, C, D] colour channels (gsplat adds the depth channel's zero)
+    means: Tensor,  # [..., N, 3]
+    quats: Tensor,  # [..., N, 4]
+    scales: Tensor,  # [..., N, 3]
+    opacities: Tensor,  # [..., N]
+    colors: Tensor,  # [..., (C,) N, D] or [..., (C,) N, K, 3]
+    viewmats: Tensor,  # [..., C, 4, 4]
+    Ks: Tensor,  # [..., C, 3, 3]
+    backgrounds: Tensor | None,  # [..., C, D] colour channels (gsplat adds the depth channel's zero)
     opts: RenderOptions,
 ) -> tuple[Tensor, Tensor, RasterMeta]:
     """Render with ``gsplat.rasterization`` (dense, ``packed=False``, classic mode) on CUDA."""
     from gsplat import rasterization
 
+    dtype = means.dtype  # gsplat's kernels are float32: cast in (differentiably) and results back
+    f32 = [t.float() for t in (means, quats, scales, opacities, colors, viewmats, Ks)]
+    backgrounds = None if backgrounds is None else backgrounds.float()
     render, alpha, info = rasterization(
-        means,
-        quats,
-        scales,
-        opacities,
-        colors,
-        viewmats,
-        Ks,
+        *f32,
         opts.width,
         opts.height,
         near_plane=opts.near_plane,
@@ -82,9 +80,9 @@ def rasterize_gsplat(
         tile_size=opts.tile_size,
         tile_width=info["tile_width"],
         tile_height=info["tile_height"],
-        n_batches=means.shape[0],
-        n_cameras=viewmats.shape[1],
+        n_batches=math.prod(means.shape[:-2]),
+        n_cameras=viewmats.shape[-3],
         **{k: info.get(k) for k in keys},
         extra={k: v for k, v in info.items() if k not in keys and k not in ("width", "height", "tile_size")},
     )
-    return render, alpha, meta
+    return render.to(dtype), alpha.to(dtype), meta
