@@ -294,6 +294,7 @@ def plot(results: dict, levels: list[int]) -> list[Path]:
         title="p95 latency",
     )
     for ax in (a, b):
+        ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
