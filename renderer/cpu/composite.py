@@ -173,6 +173,9 @@ def _composite_fwd_kernel(
             level = math.log(o / ALPHA_THRESHOLD)
             mx, my = means2d[g, 0], means2d[g, 1]
             a, b, c = conics[g, 0], conics[g, 1], conics[g, 2]
+            c0 = colors[g, 0]
+            c1 = colors[g, 1] if D > 1 else 0.0
+            c2 = colors[g, 2] if D > 2 else 0.0
             incremental, qa, qb, qc = _incremental(a, b, c)
             det = a * c - b * b
             pd = a > 0.0 and det > 0.0
@@ -218,8 +221,13 @@ def _composite_fwd_kernel(
                         n_done += 1
                         continue
                     w = alpha * T[p]
-                    for k in range(D):
-                        acc[p, k] += colors[g, k] * w
+                    if D == 3:  # the common case, unrolled
+                        acc[p, 0] += c0 * w
+                        acc[p, 1] += c1 * w
+                        acc[p, 2] += c2 * w
+                    else:
+                        for k in range(D):
+                            acc[p, k] += colors[g, k] * w
                     T[p] = next_T
                     last[p] = idx
             if n_done == n_pix:
@@ -295,6 +303,9 @@ def _composite_bwd_kernel(
             level = math.log(o / ALPHA_THRESHOLD)
             mx, my = means2d[g, 0], means2d[g, 1]
             a, b, c = conics[g, 0], conics[g, 1], conics[g, 2]
+            c0 = colors[g, 0]
+            c1 = colors[g, 1] if D > 1 else 0.0
+            c2 = colors[g, 2] if D > 2 else 0.0
             v_mx, v_my, v_a, v_b, v_c, v_o = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
             v_col[:] = 0.0
             touched = False
@@ -342,10 +353,23 @@ def _composite_bwd_kernel(
                     T[p] *= ra
                     fac = alpha * T[p]
                     v_alpha = T_final[p] * ra * (v_alpha_out[p] - bg_dot[p])
-                    for k in range(D):
-                        v_col[k] += fac * v_out[p, k]
-                        v_alpha += (colors[g, k] * T[p] - S[p, k] * ra) * v_out[p, k]
-                        S[p, k] += colors[g, k] * fac
+                    if D == 3:  # the common case, unrolled (same operation order as the loop)
+                        t_p = T[p]
+                        v0, v1, v2 = v_out[p, 0], v_out[p, 1], v_out[p, 2]
+                        v_col[0] += fac * v0
+                        v_alpha += (c0 * t_p - S[p, 0] * ra) * v0
+                        S[p, 0] += c0 * fac
+                        v_col[1] += fac * v1
+                        v_alpha += (c1 * t_p - S[p, 1] * ra) * v1
+                        S[p, 1] += c1 * fac
+                        v_col[2] += fac * v2
+                        v_alpha += (c2 * t_p - S[p, 2] * ra) * v2
+                        S[p, 2] += c2 * fac
+                    else:
+                        for k in range(D):
+                            v_col[k] += fac * v_out[p, k]
+                            v_alpha += (colors[g, k] * T[p] - S[p, k] * ra) * v_out[p, k]
+                            S[p, k] += colors[g, k] * fac
                     if o * vis <= ALPHA_MAX:
                         v_sigma = -o * vis * v_alpha
                         v_a += 0.5 * v_sigma * dx * dx
