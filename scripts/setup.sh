@@ -11,6 +11,8 @@ STAMP=$VENV/.onepass-installed
 need_apt=()
 [ -e /usr/lib/x86_64-linux-gnu/libusb-1.0.so.0 ] || ls /usr/lib/*/libusb-1.0.so.0 >/dev/null 2>&1 || need_apt+=(libusb-1.0-0)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# Validates docker-compose.yml in the tests (no container engine is needed for `docker-compose config`).
+command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || need_apt+=(docker-compose)
 command -v ffmpeg >/dev/null 2>&1 || true   # imageio-ffmpeg ships its own encoder binary
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
