@@ -24,7 +24,9 @@ class CommandError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="onepass", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="onepass", description="onepass: photos to a 3D Gaussian scene in one forward pass."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for info in sorted(pkgutil.iter_modules(app.commands.__path__), key=lambda m: m.name):
