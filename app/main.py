@@ -105,6 +105,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Multi-view photos to cameras, depth and 3D Gaussians in one forward pass.",
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        # FastAPI's own /docs and /redoc load their scripts from a CDN; app.web serves /docs offline.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = Metrics()

@@ -1,10 +1,11 @@
 """Where the browser pages' files live, which vendor files are served, and the import map that names them.
 
-The pages are plain ES modules. Three.js and Spark come from ``web/node_modules`` (installed by
-``npm ci`` from the pinned ``web/package-lock.json``) and are served by the app itself under
+The pages are plain ES modules. Three.js, Spark and Swagger UI come from ``web/node_modules`` (installed
+by ``npm ci`` from the pinned ``web/package-lock.json``) and are served by the app itself under
 ``/vendor/<package>@<version>/...``: the browser never contacts a CDN. Only the files listed in
 :data:`VENDOR_FILES` are reachable, never the rest of ``node_modules``. The version in the URL makes the
-files immutable, so they can be cached for a year.
+files immutable, so they can be cached for a year. The viewer needs :data:`VIEWER_PACKAGES`, the
+interactive API docs (``/docs``) need :data:`DOCS_PACKAGES`; either works without the other.
 """
 
 from __future__ import annotations
@@ -30,7 +31,19 @@ VENDOR_FILES: dict[str, dict[str, str]] = {
     "@sparkjsdev/spark": {
         "spark.module.js": "dist/spark.module.min.js",
     },
+    # Swagger UI for /docs: the classic (non-module) bundle defines the global SwaggerUIBundle that
+    # FastAPI's docs page calls; the standalone preset is not used by that page.
+    "swagger-ui-dist": {
+        "swagger-ui-bundle.js": "swagger-ui-bundle.js",
+        "swagger-ui.css": "swagger-ui.css",
+        "favicon-32x32.png": "favicon-32x32.png",
+    },
 }
+
+#: Packages the 3D viewer needs; without them ``/viewer/{id}`` explains the fix.
+VIEWER_PACKAGES: tuple[str, ...] = ("three", "@sparkjsdev/spark")
+#: Packages the interactive API docs need; without them ``/docs`` explains the fix.
+DOCS_PACKAGES: tuple[str, ...] = ("swagger-ui-dist",)
 
 #: Bare module specifiers of the import map → URL path under the package's vendor folder.
 IMPORT_SPECIFIERS: dict[str, tuple[str, str]] = {
@@ -58,12 +71,14 @@ class VendorPackage:
 class WebAssets:
     """The resolved layout of ``web/``: page templates, our static files and the vendor packages.
 
-    ``missing`` lists, in words, what is not installed (empty when the viewer can run).
+    ``missing`` lists, in words, what the viewer lacks (empty when it can run); ``docs_missing`` the same
+    for the interactive API docs.
     """
 
     web_dir: Path
     packages: dict[str, VendorPackage] = field(default_factory=dict)
     missing: tuple[str, ...] = ()
+    docs_missing: tuple[str, ...] = ()
 
     @property
     def pages_dir(self) -> Path:
@@ -76,6 +91,19 @@ class WebAssets:
     @property
     def viewer_ready(self) -> bool:
         return not self.missing
+
+    @property
+    def docs_ready(self) -> bool:
+        return not self.docs_missing
+
+    def swagger_urls(self) -> dict[str, str]:
+        """Local URLs of Swagger UI's script, stylesheet and favicon (``/docs`` needs ``docs_ready``)."""
+        prefix = self.packages["swagger-ui-dist"].url_prefix
+        return {
+            "swagger_js_url": prefix + "swagger-ui-bundle.js",
+            "swagger_css_url": prefix + "swagger-ui.css",
+            "swagger_favicon_url": prefix + "favicon-32x32.png",
+        }
 
     def vendor_file(self, package_at_version: str, path: str) -> Path | None:
         """File on disk for ``/vendor/<package_at_version>/<path>``; None unless allow-listed and present."""
@@ -129,10 +157,15 @@ def resolve_assets(web_dir: str | Path | None = None) -> WebAssets:
         if not (web / sub).is_dir():
             raise FileNotFoundError(f"web_dir={str(web)!r}: missing the folder '{sub}/' of the web pages")
     packages: dict[str, VendorPackage] = {}
-    missing: list[str] = []
+    absent_by_package: dict[str, list[str]] = {}
     for name in VENDOR_FILES:
         pkg, absent = _read_package(web / "node_modules", name)
-        missing.extend(absent)
+        absent_by_package[name] = absent
         if pkg is not None and not absent:
             packages[name] = pkg
-    return WebAssets(web_dir=web, packages=packages, missing=tuple(missing))
+    return WebAssets(
+        web_dir=web,
+        packages=packages,
+        missing=tuple(m for name in VIEWER_PACKAGES for m in absent_by_package[name]),
+        docs_missing=tuple(m for name in DOCS_PACKAGES for m in absent_by_package[name]),
+    )

@@ -10,6 +10,11 @@ What the pages need, read from the shipped code (three 0.187, Spark 2.2):
 * ``img-src 'self' blob:`` and ``media-src 'self' blob:``: input photos, screenshots and server renders.
 
 Nothing else is allowed: no inline code or styles, no plugins, no framing, no other origin.
+
+The interactive API docs (``/docs``, Swagger UI) get their own policy, :func:`build_docs_policy`: the page
+FastAPI generates starts Swagger UI with one inline script, which is allowed by its hash rather than
+served without a policy or with ``'unsafe-inline'`` (either would let any injected script run on a page
+that can send requests to the API). Swagger UI's stylesheet draws its icons from ``data:`` SVG images.
 """
 
 from __future__ import annotations
@@ -45,6 +50,22 @@ def build_policy(inline_scripts: Iterable[str] = ()) -> str:
     return "; ".join(directives)
 
 
+def build_docs_policy(inline_scripts: Iterable[str]) -> str:
+    """The ``/docs`` policy: Swagger UI from our origin, its init script by hash, ``data:`` icons."""
+    hashes = " ".join(script_hash(s) for s in inline_scripts)
+    directives = [
+        "default-src 'none'",
+        f"script-src 'self' {hashes}".rstrip(),
+        "connect-src 'self'",
+        "img-src 'self' data:",
+        "style-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+    return "; ".join(directives)
+
+
 #: Sent with every page and page asset next to the CSP.
 COMPANION_HEADERS: dict[str, str] = {
     "X-Content-Type-Options": "nosniff",
@@ -57,24 +78,25 @@ COMPANION_HEADERS: dict[str, str] = {
 class PageSecurityHeaders:
     """ASGI middleware adding the CSP and companion headers to responses of the page paths only.
 
-    The API routes are left untouched (their clients are not browsers rendering HTML). ``is_page``
-    decides from the request path.
+    The API routes are left untouched (their clients are not browsers rendering HTML). ``policy_for``
+    maps the request path to its policy, or None for a path that gets no headers.
     """
 
-    def __init__(self, app: ASGIApp, *, policy: str, is_page: Callable[[str], bool]) -> None:
+    def __init__(self, app: ASGIApp, *, policy_for: Callable[[str], str | None]) -> None:
         self.app = app
-        self.policy = policy
-        self.is_page = is_page
+        self.policy_for = policy_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.is_page(scope.get("path", "")):
+        policy = self.policy_for(scope.get("path", "")) if scope["type"] == "http" else None
+        if policy is None:
             await self.app(scope, receive, send)
             return
+        encoded = policy.encode("latin-1")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _REPLACED]
-                headers.append((b"content-security-policy", self.policy.encode("latin-1")))
+                headers.append((b"content-security-policy", encoded))
                 headers.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in _COMPANION)
                 message = {**message, "headers": headers}
             await send(message)

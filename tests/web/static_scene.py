@@ -99,7 +99,7 @@ def write_static_reconstruction(
 
 def make_static_app(jobs_root: Path, *, web_dir: Path | None = None) -> FastAPI:
     """The API's read routes for finished jobs under ``jobs_root/<id>/`` and the real pages."""
-    app = FastAPI()
+    app = FastAPI(docs_url=None, redoc_url=None)
     media = {".json": "application/json", ".ply": "application/octet-stream", ".png": "image/png"}
 
     def job_dir(job_id: str) -> Path:

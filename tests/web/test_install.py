@@ -20,7 +20,7 @@ needs_npm = pytest.mark.skipif(missing_viewer_assets() is not None, reason=str(m
 
 
 def _client(web_dir: Path | None = None) -> TestClient:
-    app = FastAPI()
+    app = FastAPI(docs_url=None, redoc_url=None)
 
     @app.get("/v1/ping")
     def ping() -> dict[str, str]:
