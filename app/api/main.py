@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from app.api.routes import artifacts, batches, health, reconstruct, reconstructions, render
+from app.api.routes import artifacts, batches, health, inputs, reconstruct, reconstructions, render
 
 api_router = APIRouter()
-for module in (health, reconstructions, artifacts, render, reconstruct, batches):
+for module in (health, reconstructions, artifacts, inputs, render, reconstruct, batches):
     api_router.include_router(module.router)

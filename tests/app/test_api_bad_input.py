@@ -72,16 +72,23 @@ def png_header_only(width: int, height: int) -> bytes:
 
 
 def test_valid_upload_is_accepted(client: httpx.Client) -> None:
-    r = post(
-        client,
-        [("a.png", image_bytes(seed=1)), ("b.jpg", image_bytes(fmt="JPEG", seed=2))],
-        {"max_anchors": 2},
-    )
+    a, b = image_bytes(seed=1), image_bytes(fmt="JPEG", seed=2)
+    r = post(client, [("a.png", a), ("b.jpg", b)], {"max_anchors": 2})
     assert r.status_code == 202, r.text
     job = r.json()
     assert r.headers["location"] == f"/v1/reconstructions/{job['id']}"
     assert job["status"] == "queued" and job["image_names"] == ["a.png", "b.jpg"]
     assert job["options"] == {"max_anchors": 2, "preset": "tiny"}
+    # The inputs are readable from the start, byte for byte, typed by their decoded format.
+    base = f"/v1/reconstructions/{job['id']}/inputs"
+    for name, data, media in (("a.png", a, "image/png"), ("b.jpg", b, "image/jpeg")):
+        got = client.get(f"{base}/{name}")
+        assert got.status_code == 200 and got.content == data and got.headers["content-type"] == media
+        assert client.get(got.url, headers={"If-None-Match": got.headers["etag"]}).status_code == 304
+    for name in ("c.png", "%2E%2E"):
+        missing = client.get(f"{base}/{name}")
+        assert missing.status_code == 404 and "input image" in missing.json()["detail"], name
+    assert client.get(f"{base}/..%2F..%2Fonepass.db").status_code == 404
 
 
 def test_not_an_image_is_415(client: httpx.Client) -> None:
@@ -239,6 +246,7 @@ def test_idempotency_key(client: httpx.Client) -> None:
         ("GET", "/v1/reconstructions/{id}/events"),
         ("GET", "/v1/reconstructions/{id}/artifacts"),
         ("GET", "/v1/reconstructions/{id}/artifacts/cameras.json"),
+        ("GET", "/v1/reconstructions/{id}/inputs/a.png"),
         ("POST", "/v1/reconstructions/{id}/cancel"),
         ("DELETE", "/v1/reconstructions/{id}"),
         ("GET", "/v1/batches/{id}"),

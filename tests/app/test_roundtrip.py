@@ -118,6 +118,10 @@ def test_upload_progress_artifacts_and_renders(
     }
     assert expected <= names
     assert {f"depth/view{i}.{ext}" for i in range(3) for ext in ("npy", "png")} <= names
+    # Input photos are not copied into the artifacts by default, but every job serves them.
+    assert not any(n.startswith("images/") for n in names)
+    photo = client.get(f"/v1/reconstructions/{job_id}/inputs/view1.png")
+    assert photo.status_code == 200 and photo.content == upload_items(scene)[1][1][1]
 
     # cameras.json: the given intrinsics come back at the original image size.
     cams = client.get(f"/v1/reconstructions/{job_id}/artifacts/cameras.json")
@@ -173,6 +177,7 @@ def test_upload_progress_artifacts_and_renders(
     assert client.delete(f"/v1/reconstructions/{job_id}").status_code == 204
     assert job_id not in worker.scenes
     assert client.get(f"/v1/reconstructions/{job_id}/artifacts").status_code == 404
+    assert client.get(f"/v1/reconstructions/{job_id}/inputs/view1.png").status_code == 404
 
 
 def test_sync_reconstruct(client: httpx.Client, scenes: dict) -> None:

@@ -37,7 +37,7 @@ def _unproject(depth: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> np.ndarray:
 def write_static_reconstruction(
     scene, out: Path, *, stride: int = 1, splat_formats: tuple[str, ...] = ("ply",)
 ) -> None:
-    """Write ``artifacts/`` as the service does: ``images/<name>`` (the input photos), ``cameras.json``,
+    """Write ``inputs/<name>`` (the input photos) and ``artifacts/`` as the service does: ``cameras.json``,
     ``splats.ply`` and/or ``splats.spz`` (the renderer's writers) and ``points.ply``. The points carry a
     ``confidence`` property (the view number) for the viewer's slider, which the service's points.ply
     does not have yet, so that file is written here with plyfile.
@@ -52,7 +52,8 @@ def write_static_reconstruction(
     arts.mkdir(parents=True, exist_ok=True)
     names = [f"{i:03d}.png" for i in range(scene.num_views)]
     for name, img in zip(names, scene.images, strict=True):
-        write_image(arts, name, img)  # → artifacts/images/<name>
+        write_image(out, name, img)  # → images/<name>
+    (out / "images").rename(out / "inputs")
     frames = [
         Frame(n, scene.width, scene.height, scene.K[i], scene.world_to_camera[i], {"anchor": i == 0})
         for i, n in enumerate(names)
@@ -98,7 +99,8 @@ def write_static_reconstruction(
 
 
 def make_static_app(jobs_root: Path, *, web_dir: Path | None = None) -> FastAPI:
-    """The API's read routes for finished jobs under ``jobs_root/<id>/`` and the real pages."""
+    """The API's read routes (job, artifacts, inputs) for finished jobs under ``jobs_root/<id>/`` and the
+    real pages."""
     app = FastAPI(docs_url=None, redoc_url=None)
     media = {".json": "application/json", ".ply": "application/octet-stream", ".png": "image/png"}
 
@@ -111,7 +113,7 @@ def make_static_app(jobs_root: Path, *, web_dir: Path | None = None) -> FastAPI:
     @app.get("/v1/reconstructions/{job_id}")
     def job(job_id: str) -> dict:
         d = job_dir(job_id)
-        names = sorted(p.name for p in (d / "artifacts" / "images").iterdir())
+        names = sorted(p.name for p in (d / "inputs").iterdir())
         return {"id": job_id, "status": "succeeded", "stage": "done", "progress": 1.0, "image_names": names}
 
     @app.get("/v1/reconstructions/{job_id}/artifacts")
@@ -136,6 +138,13 @@ def make_static_app(jobs_root: Path, *, web_dir: Path | None = None) -> FastAPI:
         if not path.is_relative_to(arts.resolve()) or not path.is_file():
             raise HTTPException(404, detail=f"no artifact '{name}'")
         return FileResponse(path, media_type=media.get(path.suffix, "application/octet-stream"))
+
+    @app.get("/v1/reconstructions/{job_id}/inputs/{name}")
+    def input_image(job_id: str, name: str) -> FileResponse:
+        path = job_dir(job_id) / "inputs" / name
+        if "/" in name or not path.is_file():
+            raise HTTPException(404, detail=f"input image '{name}' not found")
+        return FileResponse(path, media_type="image/png")
 
     install(app, web_dir=web_dir)
     return app

@@ -97,7 +97,7 @@ def test_upload_follow_and_view(chromium, service, scene, tmp_path) -> None:
         # Measured 0.72 (and about 0.1 with the other photos) with the tiny preset's weights.
         assert corr[0] > 0.5, f"view from camera 0 vs the input photos: correlations {np.round(corr, 3)}"
         assert corr[0] == max(corr), f"camera 0's view matches another photo better: {np.round(corr, 3)}"
-        # The photo beside the view is the job's own input, served as an artifact.
+        # The photo beside the view is the job's own input (GET .../inputs/<name>; no "images" output).
         assert page.evaluate("() => document.getElementById('compare-image').naturalWidth") == scene.width
 
         # The server renders exactly this view (same K and pose, our rasterizer): the two must agree.

@@ -41,6 +41,16 @@ def etag(sha256: str) -> str:
     return f'"{sha256[:32]}"'
 
 
+def not_modified(request: Request, tag: str) -> Response | None:
+    """A 304 when the request's ``If-None-Match`` names ``tag`` (or ``*``), else None."""
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and (
+        if_none_match.strip() == "*" or tag in [t.strip() for t in if_none_match.split(",")]
+    ):
+        return Response(status_code=304, headers={"ETag": tag})
+    return None
+
+
 def _manifest(store: StoreDep, files: FilesDep, job_id: str) -> dict:
     job = get_job_or_404(store, job_id)
     if job.status != "succeeded":
@@ -79,11 +89,8 @@ def get_artifact(job_id: str, name: str, request: Request, store: StoreDep, file
     if meta is None:
         raise not_found("artifact", name)
     tag = etag(meta["sha256"])
-    if_none_match = request.headers.get("if-none-match")
-    if if_none_match is not None and (
-        if_none_match.strip() == "*" or tag in [t.strip() for t in if_none_match.split(",")]
-    ):
-        return Response(status_code=304, headers={"ETag": tag})
+    if (cached := not_modified(request, tag)) is not None:
+        return cached
     path = files.artifacts_dir(job_id) / name
     return FileResponse(
         path,

@@ -56,6 +56,8 @@ export async function apiJson(url, init = {}) {
 export const jobUrl = (id) => `${API}/${encodeURIComponent(id)}`;
 export const artifactUrl = (id, name) =>
   `${jobUrl(id)}/artifacts/${name.split("/").map(encodeURIComponent).join("/")}`;
+// A job's input image as uploaded (every job keeps its inputs, whatever outputs it asked for).
+export const inputUrl = (id, name) => `${jobUrl(id)}/inputs/${encodeURIComponent(name)}`;
 
 export const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 

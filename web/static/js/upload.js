@@ -10,7 +10,7 @@ const VIDEO_EXT = /\.(mp4|mov|m4v|webm|mkv|avi)$/i;
 // agree). The page always sends its choice; "images" keeps the input photos next to the results so the
 // viewer can show them beside the 3D view.
 const OUTPUTS = [
-  ["images", "Input photos (for the viewer)"],
+  ["images", "Input photos (scene layout)"],
   ["cameras", "Cameras"],
   ["depth", "Depth maps"],
   ["points", "Point cloud"],
@@ -318,7 +318,8 @@ function setup() {
       const box = document.createElement("input");
       box.type = "checkbox";
       box.value = value;
-      box.checked = true;
+      // The service keeps every job's inputs (the viewer reads them); "images" only copies them.
+      box.checked = value !== "images";
       l.append(box, ` ${label}`);
       return l;
     }),

@@ -7,7 +7,7 @@
 import * as THREE from "three";
 import { SplatMesh } from "@sparkjsdev/spark";
 
-import { apiFetch, apiJson, artifactUrl, formatBytes, jobUrl } from "../api.js";
+import { apiFetch, apiJson, artifactUrl, formatBytes, inputUrl, jobUrl } from "../api.js";
 import { cameraLayout, openCvWorldToCamera, parseCameras } from "./cameras.js";
 import { Frustums } from "./frustums.js";
 import { parsePointPly } from "./ply.js";
@@ -48,9 +48,9 @@ function fail(message) {
   document.body.dataset.ready = "error";
 }
 
-// The input photos travel as artifacts images/<name> when the job asked for the output "images".
+// The input photos come from the job's stored inputs (GET .../inputs/<name>), kept for every job.
 function inputImageUrl(frame) {
-  return viewer.artifacts.get(`images/${frame.image}`)?.url ?? null;
+  return inputUrl(jobId, frame.image);
 }
 
 async function fetchBytes(name, label) {
@@ -101,14 +101,15 @@ function showCompare(frame) {
   $("compare").hidden = false;
   $("compare-title").textContent = `Input photo ${frame.index + 1}: ${frame.image}`;
   const img = $("compare-image");
-  const url = inputImageUrl(frame);
-  img.hidden = !url;
-  if (url) img.src = url;
-  else img.removeAttribute("src");
   const lens = `${frame.width}×${frame.height} px, fx ${frame.K[0][0].toFixed(1)} px${frame.anchor ? ", anchor view" : ""}`;
-  $("compare-caption").textContent = url
-    ? `${lens}. The 3D view is set to this camera's lens and pose.`
-    : `${lens}. This reconstruction was made without keeping its input photos (output "images").`;
+  $("compare-caption").textContent = `${lens}. The 3D view is set to this camera's lens and pose.`;
+  img.hidden = false;
+  img.onerror = () => {
+    img.hidden = true;
+    $("compare-caption").textContent = `${lens}. The input photo could not be loaded from the server.`;
+    viewer.stage.resize();
+  };
+  img.src = inputImageUrl(frame);
   viewer.stage.resize();
 }
 
