@@ -8,7 +8,7 @@
                               "anchor_view", "depth_hw", "K_depth" (intrinsics of the depth map)
       depth/<stem>.npy        float32 z-depth at the model resolution (0 = no depth)
       depth/<stem>.png        the same, colour-mapped (turbo, 2–98 % range) for people
-      points.ply              confident depth points, coloured
+      points.ply              confident depth points, coloured, with their float "confidence"
       splats.ply              3D Gaussians (3DGS PLY)
       splats.spz              3D Gaussians (Niantic spz)
       scene.glb               points + camera frusta
@@ -16,7 +16,8 @@
       report.json             the reconstruction report and the list of files
 
 Each file is written atomically; ``report.json`` comes last. The exporters are the renderer's
-(``renderer.io``); this module only chooses what goes in.
+(``renderer.io``); this module only chooses what goes in, except ``points.ply``, which is the renderer's
+layout plus one vertex property, the model's point confidence (:func:`confident_point_ply_bytes`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from PIL import Image
 from models.reconstruct import NonFiniteOutputError, Reconstruction
 from renderer.io.colmap import write_colmap_model
 from renderer.io.glb import scene_glb_bytes
-from renderer.io.pointcloud import point_ply_bytes
 from renderer.io.scene_layout import Frame, atomic_write_bytes, write_cameras, write_depth, write_image
 from renderer.io.splat_ply import save_splat_ply
 from renderer.io.web_formats import spz_bytes
@@ -49,8 +49,13 @@ POINT_DROP_FRACTION = 0.2
 
 def select_points(
     recon: Reconstruction, *, max_points: int = MAX_POINTS, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Confident, finite world points and their uint8 colours: ``[N, 3]`` float32, ``[N, 3]`` uint8."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Confident, finite world points, their uint8 colours and confidences.
+
+    Returns:
+        points ``[N, 3]`` float32, colours ``[N, 3]`` uint8 and the model's point confidence ``[N]``
+        float32 (``points_conf``, above 1; higher is surer).
+    """
     pts = recon.world_points.reshape(-1, 3)
     conf = recon.points_conf.reshape(-1)
     keep = (
@@ -62,7 +67,39 @@ def select_points(
     if idx.size > max_points:
         idx = np.sort(np.random.default_rng(seed).choice(idx, max_points, replace=False))
     colors = np.clip(recon.colors.reshape(-1, 3)[idx] * 255 + 0.5, 0, 255).astype(np.uint8)
-    return pts[idx].astype(np.float32), colors
+    return pts[idx].astype(np.float32), colors, conf[idx].astype(np.float32)
+
+
+def confident_point_ply_bytes(points: np.ndarray, colors_uint8: np.ndarray, confidence: np.ndarray) -> bytes:
+    """Binary PLY of ``points [N, 3]``, ``colors_uint8 [N, 3]`` and ``confidence [N]``.
+
+    The vertex layout of ``renderer.io.pointcloud.point_ply_bytes`` (``x y z`` float, ``red green blue``
+    uchar, which Open3D, MeshLab and CloudCompare read) followed by ``float confidence``, which the
+    viewer's slider filters on and other readers ignore or keep as a scalar field.
+
+    Raises:
+        ValueError: shapes other than ``[N, 3]``, ``[N, 3]``, ``[N]``, or non-finite values.
+    """
+    pts, cols, conf = np.asarray(points), np.asarray(colors_uint8), np.asarray(confidence)
+    if pts.ndim != 2 or pts.shape[1] != 3:
+        raise ValueError(f"points must have shape [N, 3], got {list(pts.shape)}")
+    if cols.shape != pts.shape or conf.shape != pts.shape[:1]:
+        raise ValueError(
+            f"colors_uint8 must have shape {list(pts.shape)} and confidence [{len(pts)}], "
+            f"got {list(cols.shape)} and {list(conf.shape)}"
+        )
+    if not (np.isfinite(pts).all() and np.isfinite(conf).all()):
+        raise ValueError("points and confidence must be finite (select_points keeps finite ones only)")
+    rec = np.empty(len(pts), dtype=[("xyz", "<f4", 3), ("rgb", "u1", 3), ("confidence", "<f4")])
+    rec["xyz"], rec["rgb"], rec["confidence"] = pts, cols.astype(np.uint8), conf
+    header = (
+        "ply\nformat binary_little_endian 1.0\n"
+        f"element vertex {len(rec)}\n"
+        "property float x\nproperty float y\nproperty float z\n"
+        "property uchar red\nproperty uchar green\nproperty uchar blue\n"
+        "property float confidence\nend_header\n"
+    )
+    return header.encode("ascii") + rec.tobytes()
 
 
 def depth_png_bytes(depth: np.ndarray, valid: np.ndarray) -> bytes:
@@ -150,9 +187,9 @@ def write_reconstruction(
         )
         for i, (name, hw) in enumerate(zip(image_names, recon.image_hw, strict=True))
     ]
-    points = colors = None
+    points = colors = confidence = None
     if {"points", "glb", "colmap"} & set(wanted):
-        points, colors = select_points(recon)
+        points, colors, confidence = select_points(recon)
 
     for name in wanted:
         if name == "images":
@@ -177,7 +214,7 @@ def write_reconstruction(
             written["depth"] = out / "depth"
         elif name == "points":
             written["points"] = out / "points.ply"
-            atomic_write_bytes(written["points"], point_ply_bytes(points, colors))
+            atomic_write_bytes(written["points"], confident_point_ply_bytes(points, colors, confidence))
         elif name == "splats_ply":
             written["splats_ply"] = out / "splats.ply"
             save_splat_ply(recon.gaussians, written["splats_ply"])

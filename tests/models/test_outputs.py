@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from app.cli import main
-from app.services.outputs import OUTPUT_NAMES, write_reconstruction
+from app.services.outputs import (
+    OUTPUT_NAMES,
+    POINT_DROP_FRACTION,
+    confident_point_ply_bytes,
+    select_points,
+    write_reconstruction,
+)
 from renderer.io.scene_layout import read_cameras, read_depth, read_image
 from tests.models.conftest import images_uint8
 
@@ -50,6 +56,36 @@ def test_every_output_is_written_and_readable(tmp_path, recon, scene):
     assert model.num_images() == 4 and model.num_points3D() == ply["vertex"].count
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["files"]["splats_spz"] == "splats.spz" and report["views"] == 4
+
+
+def test_points_carry_confidence_and_stay_readable(tmp_path, recon):
+    """points.ply: the model's point confidence as a float property; Open3D still reads points and colours."""
+    import open3d as o3d
+    from plyfile import PlyData
+
+    write_reconstruction(recon, tmp_path, [f"{i:03d}.png" for i in range(4)], outputs=["points"])
+    vertex = PlyData.read(str(tmp_path / "points.ply"))["vertex"]
+    assert [p.name for p in vertex.properties] == ["x", "y", "z", "red", "green", "blue", "confidence"]
+    assert vertex["confidence"].dtype == np.float32
+    points, colors, conf = select_points(recon)
+    np.testing.assert_array_equal(vertex["confidence"], conf)
+    # The lowest-confidence 20 % of the valid pixels are left out; what remains is ranked by the model.
+    kept_floor = np.quantile(recon.points_conf[recon.valid], POINT_DROP_FRACTION)
+    assert conf.min() >= kept_floor * (1 - 1e-6) and conf.max() > conf.min() and (conf > 1).all()
+    pcd = o3d.io.read_point_cloud(str(tmp_path / "points.ply"))
+    assert pcd.has_colors() and len(pcd.points) == len(points)
+    np.testing.assert_allclose(np.asarray(pcd.points), points, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(pcd.colors), colors / 255.0, atol=1e-6)
+
+
+def test_confident_point_ply_rejects_bad_arrays():
+    pts, cols = np.zeros((5, 3), np.float32), np.zeros((5, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"confidence \[5\], got \[5, 3\] and \[4\]"):
+        confident_point_ply_bytes(pts, cols, np.ones(4))
+    with pytest.raises(ValueError, match=r"points must have shape \[N, 3\], got \[5, 2\]"):
+        confident_point_ply_bytes(pts[:, :2], cols, np.ones(5))
+    with pytest.raises(ValueError, match="must be finite"):
+        confident_point_ply_bytes(pts, cols, np.array([1, 2, np.nan, 1, 1]))
 
 
 def test_write_rejects_bad_arguments(tmp_path, recon):

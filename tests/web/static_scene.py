@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse
-from plyfile import PlyData, PlyElement
 
+from app.services.outputs import confident_point_ply_bytes
 from app.web import install
-from renderer.io.scene_layout import Frame, write_cameras, write_image
+from renderer.io.scene_layout import Frame, atomic_write_bytes, write_cameras, write_image
 from renderer.io.splat_ply import save_splat_ply
 from renderer.io.web_formats import save_spz
 from renderer.types import Gaussians
@@ -38,9 +38,9 @@ def write_static_reconstruction(
     scene, out: Path, *, stride: int = 1, splat_formats: tuple[str, ...] = ("ply",)
 ) -> None:
     """Write ``inputs/<name>`` (the input photos) and ``artifacts/`` as the service does: ``cameras.json``,
-    ``splats.ply`` and/or ``splats.spz`` (the renderer's writers) and ``points.ply``. The points carry a
-    ``confidence`` property (the view number) for the viewer's slider, which the service's points.ply
-    does not have yet, so that file is written here with plyfile.
+    ``splats.ply`` and/or ``splats.spz`` (the renderer's writers) and ``points.ply`` (the service's writer,
+    :func:`app.services.outputs.confident_point_ply_bytes`), whose ``confidence`` is here the view number
+    (1, 2, 3 …) so that the viewer's slider has a known effect.
 
     Args:
         scene: a ``models.data.procedural.Scene``.
@@ -86,16 +86,8 @@ def write_static_reconstruction(
     if "spz" in splat_formats:
         save_spz(g, arts / "splats.spz")
 
-    p = np.zeros(
-        n,
-        dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
-        + [("confidence", "f4")],
-    )
-    p["x"], p["y"], p["z"] = means.T
     rgb8 = (np.clip(colors, 0, 1) * 255 + 0.5).astype(np.uint8)
-    p["red"], p["green"], p["blue"] = rgb8.T
-    p["confidence"] = np.concatenate(conf)
-    PlyData([PlyElement.describe(p, "vertex")]).write(str(arts / "points.ply"))
+    atomic_write_bytes(arts / "points.ply", confident_point_ply_bytes(means, rgb8, np.concatenate(conf)))
 
 
 def make_static_app(jobs_root: Path, *, web_dir: Path | None = None) -> FastAPI:

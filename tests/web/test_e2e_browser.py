@@ -100,6 +100,18 @@ def test_upload_follow_and_view(chromium, service, scene, tmp_path) -> None:
         # The photo beside the view is the job's own input (GET .../inputs/<name>; no "images" output).
         assert page.evaluate("() => document.getElementById('compare-image').naturalWidth") == scene.width
 
+        # The service's points.ply carries the model's confidence: the slider is on and filters.
+        page.get_by_text("Point cloud").click()
+        page.locator("#confidence-hint").filter(has_text="points, confidence").wait_for(timeout=60_000)
+        assert page.locator("#confidence").is_enabled()
+        total = page.evaluate("() => window.onepassViewer.points.count")
+        page.locator("#confidence").fill("40")
+        page.evaluate("() => window.onepassViewer.settled()")
+        shown = page.evaluate("() => window.onepassViewer.points.visibleCount")
+        assert shown == round(total * (1 - 40 / 100)) < total
+        page.locator('input[name="mode"][value="splats"]').check()
+        page.evaluate("() => window.onepassViewer.settled()")
+
         # The server renders exactly this view (same K and pose, our rasterizer): the two must agree.
         page.get_by_label("Input cameras").uncheck()
         page.evaluate("() => window.onepassViewer.settled()")

@@ -120,6 +120,8 @@ def test_point_cloud_with_confidence_filter(viewer_page, scene) -> None:
     hint.filter(has_text="points, confidence").wait_for(timeout=30_000)
     total = page.evaluate("() => window.onepassViewer.points.count")
     assert total == int(scene.valid[:, ::STRIDE, ::STRIDE].sum())
+    # points.ply comes from the service's writer (confidence as a float vertex property).
+    assert page.locator("#confidence").is_enabled()
     # Confidence is the view number (1, 2, 3): hiding the lowest 60 % leaves only views 2 and 3 mostly.
     page.locator("#confidence").fill("60")
     page.evaluate("() => window.onepassViewer.settled()")
