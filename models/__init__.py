@@ -9,7 +9,8 @@ Public API (imported lazily, so ``import models.data`` stays light):
 * :func:`load_model` ``(preset, weights=None, device="auto") -> VGGT`` — the raw network; called on images
   ``[B, S, 3, H, W]`` in [0, 1] it returns VGGT.forward's keys.
 * :class:`Reconstructor` ``(preset="tiny", weights=None, device="auto")`` with ``.reconstruct(images,
-  intrinsics=None, poses=None, max_anchors=8)`` and ``.reconstruct_batch(list[ReconstructionInput])``.
+  intrinsics=None, poses=None, max_anchors=8, resolution=None)`` and
+  ``.reconstruct_batch(list[ReconstructionInput])``.
 * :class:`Reconstruction`, :class:`ReconstructionInput`, :class:`NonFiniteOutputError`,
   :class:`CheckpointMismatchError`, :data:`PRESETS`, :class:`ModelConfig`, :func:`load_image`.
 """

@@ -43,6 +43,37 @@ from renderer.types import Gaussians
 
 #: predicted fields of view are clamped to this range (radians) so intrinsics stay finite
 MIN_FOV, MAX_FOV = 0.01, 3.1
+#: per-scene model input widths allowed, in patches: 2 (the smallest grid the DPT heads upsample) to 74
+#: (1036 px at patch 14, twice VGGT's 518): past that the position grid is stretched far beyond training
+RESOLUTION_PATCHES = (2, 74)
+
+
+def resolution_range(patch: int) -> tuple[int, int]:
+    """Smallest and largest model input width (pixels) a scene may ask for; both multiples of ``patch``."""
+    lo, hi = RESOLUTION_PATCHES
+    return lo * patch, hi * patch
+
+
+def check_resolution(resolution: int | None, default_width: int, patch: int) -> int:
+    """The model input width for a requested ``resolution`` (None: ``default_width``, the preset's).
+
+    Raises:
+        ValueError: not an integer multiple of ``patch`` within :func:`resolution_range`.
+    """
+    if resolution is None:
+        return default_width
+    lo, hi = resolution_range(patch)
+    if (
+        isinstance(resolution, bool)
+        or not isinstance(resolution, (int, np.integer))
+        or not lo <= resolution <= hi
+        or resolution % patch
+    ):
+        raise ValueError(
+            f"resolution must be a multiple of the patch size {patch} from {lo} to {hi} pixels "
+            f"(model input width), got {resolution!r}"
+        )
+    return int(resolution)
 
 
 class NonFiniteOutputError(RuntimeError):
@@ -51,12 +82,17 @@ class NonFiniteOutputError(RuntimeError):
 
 @dataclass
 class ReconstructionInput:
-    """One scene for :meth:`Reconstructor.reconstruct_batch` (same meaning as ``reconstruct``'s arguments)."""
+    """One scene for :meth:`Reconstructor.reconstruct_batch` (same meaning as ``reconstruct``'s arguments).
+
+    ``resolution`` is the model input width in pixels (None: the preset's own, 224 for ``tiny``); scenes of
+    different input size never share a forward pass.
+    """
 
     images: list[np.ndarray] | Tensor
     intrinsics: np.ndarray | Tensor | None = None
     poses: np.ndarray | Tensor | None = None
     max_anchors: int = 8
+    resolution: int | None = None
 
 
 @dataclass
@@ -146,6 +182,7 @@ class Reconstructor:
         intrinsics: np.ndarray | Tensor | None = None,
         poses: np.ndarray | Tensor | None = None,
         max_anchors: int = 8,
+        resolution: int | None = None,
     ) -> Reconstruction:
         """Reconstruct one scene.
 
@@ -154,12 +191,20 @@ class Reconstructor:
             intrinsics: optional ``[3, 3]`` or ``[S, 3, 3]`` in pixels of the original images.
             poses: optional ``[S, 4, 4]`` world→camera (OpenCV axes) in the caller's frame.
             max_anchors: ZPressor anchor budget ``N``.
+            resolution: model input width in pixels, a multiple of the patch size within
+                :func:`resolution_range`; None for the preset's own width. Depth, points and colours come
+                out at that width (heights follow the images' aspect, see ``models.preprocess``).
         """
-        return self.reconstruct_batch([ReconstructionInput(images, intrinsics, poses, max_anchors)])[0]
+        item = ReconstructionInput(images, intrinsics, poses, max_anchors, resolution)
+        return self.reconstruct_batch([item])[0]
+
+    def check_resolution(self, resolution: int | None) -> int:
+        """The model input width for ``resolution`` (None: the preset's); see :func:`check_resolution`."""
+        return check_resolution(resolution, self.cfg.input_width, self.cfg.patch_size)
 
     def reconstruct_batch(self, inputs: list[ReconstructionInput]) -> list[Reconstruction]:
-        """Reconstruct several scenes; those with equal view count, input size and anchor budget share one
-        forward pass. Results come back in input order."""
+        """Reconstruct several scenes; those with equal view count, input size (so equal ``resolution``) and
+        anchor budget share one forward pass. Results come back in input order."""
         if not isinstance(inputs, (list, tuple)) or not inputs:
             raise ValueError("inputs must be a non-empty list of ReconstructionInput")
         prepared = [self._prepare(i, item) for i, item in enumerate(inputs)]
@@ -199,10 +244,9 @@ class Reconstructor:
             raise TypeError(f"inputs[{i}] must be a ReconstructionInput, got {type(item).__name__}")
         if not isinstance(item.max_anchors, int) or item.max_anchors < 1:
             raise ValueError(f"max_anchors must be an integer >= 1, got {item.max_anchors!r}")
+        width = self.check_resolution(item.resolution)
         t0 = time.perf_counter()
-        images, transforms = preprocess_images(
-            item.images, target_width=self.cfg.input_width, patch=self.cfg.patch_size
-        )
+        images, transforms = preprocess_images(item.images, target_width=width, patch=self.cfg.patch_size)
         S = images.shape[0]
         K = None if item.intrinsics is None else check_intrinsics(item.intrinsics, S)
         poses = None if item.poses is None else check_poses(item.poses, S)

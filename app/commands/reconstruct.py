@@ -27,6 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-anchors", type=int, default=8, metavar="N", help="ZPressor anchor views (default 8)"
     )
+    p.add_argument(
+        "--resolution",
+        type=int,
+        default=None,
+        metavar="W",
+        help="model input width in pixels, a multiple of 14 from 28 to 1036 (default: the preset's)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")
     p.add_argument(
         "--intrinsics", default=None, metavar="F", help="known intrinsics (JSON, cameras.json or .npy)"
@@ -91,6 +98,15 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"IMAGES: no image files in {', '.join(args.images)}")
     if args.max_anchors < 1:
         raise CommandError(f"--max-anchors must be >= 1, got {args.max_anchors}")
+    if args.resolution is not None:
+        from models.config import get_config
+        from models.reconstruct import check_resolution
+
+        cfg = get_config(args.preset)
+        try:
+            check_resolution(args.resolution, cfg.input_width, cfg.patch_size)
+        except ValueError as e:
+            raise CommandError(f"--{e}") from None
     names = _output_names(paths)
     intrinsics = (
         None if args.intrinsics is None else _read_camera_file(args.intrinsics, "K", names, "--intrinsics")
@@ -116,7 +132,9 @@ def run(args: argparse.Namespace) -> int:
         bar.update()
         bar.set_description("reconstructing")
         try:
-            recon = reconstructor.reconstruct(images, intrinsics, poses, max_anchors=args.max_anchors)
+            recon = reconstructor.reconstruct(
+                images, intrinsics, poses, max_anchors=args.max_anchors, resolution=args.resolution
+            )
         except NonFiniteOutputError as e:
             raise CommandError(f"reconstruction failed, nothing written: {e}") from e
         except ValueError as e:

@@ -8,7 +8,6 @@ import logging
 import os
 import zipfile
 from collections.abc import Sequence
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -51,24 +50,21 @@ def preset_input_width(preset: str) -> tuple[int, int]:
     return cfg.input_width, cfg.patch_size
 
 
-def supports_resolution() -> bool:
-    """Whether ``models.ReconstructionInput`` takes a per-scene ``resolution`` (model input width)."""
-    from models import ReconstructionInput
-
-    return "resolution" in {f.name for f in fields(ReconstructionInput)}
-
-
 def check_resolution(resolution: int | None, preset: str) -> str | None:
-    """None if ``resolution`` can be served for ``preset``, else the reason (for a 422)."""
+    """None if ``resolution`` (model input width) can be served for ``preset``, else the reason (a 422).
+
+    The rule is the model's own (``models.reconstruct.check_resolution``: a multiple of the patch size
+    within bounds), checked at upload so a job never fails on it later.
+    """
     if resolution is None:
         return None
+    from models.reconstruct import check_resolution as model_check
+
     width, patch = preset_input_width(preset)
-    if resolution % patch:
-        return f"options.resolution: {resolution} is not a multiple of the patch size {patch}"
-    if resolution != width and not supports_resolution():
-        return (
-            f"options.resolution: preset '{preset}' runs at width {width} only (this build), got {resolution}"
-        )
+    try:
+        model_check(resolution, width, patch)
+    except ValueError as e:
+        return f"options.{e}"
     return None
 
 
@@ -90,14 +86,13 @@ def prepare(reconstructor: Any, job_id: str, paths: Sequence[Path], options: dic
     width = options.get("resolution") or cfg.input_width
     height, width = model_input_hw([im.shape[:2] for im in images], width, cfg.patch_size)
     K, T = options.get("intrinsics"), options.get("poses")
-    extra = {"resolution": width} if options.get("resolution") and supports_resolution() else {}
     max_anchors = int(options.get("max_anchors", 8))
     payload = ReconstructionInput(
         images=images,
         intrinsics=None if K is None else np.asarray(K, dtype=np.float64),
         poses=None if T is None else np.asarray(T, dtype=np.float64),
         max_anchors=max_anchors,
-        **extra,
+        resolution=width,
     )
     key = BatchKey(cfg.name, height, width, len(images), max_anchors)
     tokens = len(images) * (height // cfg.patch_size) * (width // cfg.patch_size)

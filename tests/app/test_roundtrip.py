@@ -220,6 +220,26 @@ def test_batch_of_three_scenes_from_a_zip(client: httpx.Client, scenes: dict) ->
     assert names == {"cameras.json", "depth/000.npy", "depth/000.png", "depth/001.npy", "depth/001.png"}
 
 
+def test_resolution_option_sets_the_model_width(client: httpx.Client, scenes: dict) -> None:
+    scene = scenes["scenes"]["gamma"]
+    options = {"max_anchors": 2, "resolution": 112, "outputs": ["depth"]}
+    r = client.post("/v1/reconstructions", files=upload_items(scene), data={"options": json.dumps(options)})
+    assert r.status_code == 202, r.text
+    job = wait_job(client, r.json()["id"])
+    assert job["status"] == "succeeded" and job["options"]["resolution"] == 112, job
+    base = f"/v1/reconstructions/{job['id']}/artifacts"
+    depth = np.load(io.BytesIO(client.get(f"{base}/depth/view0.npy").content))
+    assert depth.shape == (56, 112)  # 160×80 photos at width 112
+    frames = client.get(f"{base}/cameras.json").json()["frames"]
+    assert frames[0]["depth_hw"] == [56, 112] and frames[0]["width"] == W  # K stays at the photo's size
+    bad = client.post(
+        "/v1/reconstructions",
+        files=upload_items(scene),
+        data={"options": json.dumps({"resolution": 126 + 1})},
+    )
+    assert bad.status_code == 422 and bad.json()["detail"].startswith("options.resolution must be a multiple")
+
+
 def test_batch_from_a_server_folder(client: httpx.Client) -> None:
     r = client.post("/v1/batches", json={"folders": ["gamma"], "options": {"max_anchors": 2, "outputs": []}})
     assert r.status_code == 202, r.text

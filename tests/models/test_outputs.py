@@ -105,9 +105,11 @@ def test_cli_reconstructs_a_folder(tmp_path, scene, capsys):
 
     src = save_scene(scene, tmp_path / "scene")
     rc = main(["reconstruct", str(src / "images"), "-o", str(tmp_path / "out"), "--device", "cpu",
-               "--poses", str(src / "cameras.json"), "--max-anchors", "2"])  # fmt: skip
+               "--poses", str(src / "cameras.json"), "--max-anchors", "2",
+               "--resolution", "112"])  # fmt: skip
     assert rc == 0
     frames, _ = read_cameras(tmp_path / "out")
+    assert frames[0].extra["depth_hw"] == [112, 112] and frames[0].width == 224
     truth, _ = read_cameras(src)
     for got, want in zip(frames, truth, strict=True):
         np.testing.assert_allclose(got.world_to_camera, want.world_to_camera, atol=1e-9)
@@ -137,3 +139,5 @@ def test_cli_errors_name_the_argument(tmp_path, capsys):
     assert "--weights" in capsys.readouterr().err
     assert main([*args[:4], "--poses", str(tmp_path / "nope.json")]) == 2
     assert "--poses: file not found" in capsys.readouterr().err
+    assert main([*args[:4], "--resolution", "100"]) == 2
+    assert "--resolution must be a multiple of the patch size 14 from 28 to 1036" in capsys.readouterr().err

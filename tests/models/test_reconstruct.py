@@ -96,6 +96,37 @@ def test_batch_matches_single_scenes(tiny_reconstructor, scene):
     np.testing.assert_allclose(batch[1].depth, single.depth, rtol=1e-4, atol=1e-5)
 
 
+def test_per_scene_resolution_sets_the_model_width_and_never_shares_a_pass(tiny_reconstructor, scene):
+    imgs = images_uint8(scene)[:2]
+    wide = [np.ascontiguousarray(np.repeat(im, 2, axis=1)) for im in imgs]  # 224×448 photos
+    small, default, small_wide = tiny_reconstructor.reconstruct_batch(
+        [
+            ReconstructionInput(imgs, resolution=112),
+            ReconstructionInput(imgs),
+            ReconstructionInput(wide, resolution=112),
+        ]
+    )
+    assert small.depth.shape == (2, 112, 112) and small.report["model_hw"] == [112, 112]
+    assert default.depth.shape == (2, 224, 224) and small_wide.depth.shape == (2, 56, 112)
+    # 112-wide scenes of different heights and the 224-wide scene: three forward passes.
+    assert [r.report["batch_size"] for r in (small, default, small_wide)] == [1, 1, 1]
+    # K at the original size is the model-size K scaled back: 224 / 112 = 2.
+    np.testing.assert_allclose(small.K[:, :2], 2 * small.K_model[:, :2], rtol=1e-9)
+    assert small.world_points.shape == (2, 112, 112, 3) and np.isfinite(small.world_to_camera).all()
+    # Same resolution, same shape: one pass, and the same result as alone.
+    pair = tiny_reconstructor.reconstruct_batch([ReconstructionInput(imgs, resolution=112)] * 2)
+    assert [r.report["batch_size"] for r in pair] == [2, 2]
+    np.testing.assert_allclose(pair[1].depth, small.depth, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("resolution", [100, 14, 1050, 0, True, 112.0, "112"])
+def test_bad_resolution_is_refused_with_the_rule(tiny_reconstructor, scene, resolution):
+    with pytest.raises(
+        ValueError, match=r"resolution must be a multiple of the patch size 14 from 28 to 1036"
+    ):
+        tiny_reconstructor.reconstruct(images_uint8(scene)[:1], resolution=resolution)
+
+
 def test_non_finite_outputs_raise(tiny_model, scene):
     broken = copy.deepcopy(tiny_model)
     with torch.no_grad():
