@@ -94,9 +94,14 @@ def _suite_rows(reconstructor: Any, scenes: int, views: tuple[int, ...], colmap:
     return rows
 
 
-def _load_rows(path: Path) -> list[dict]:
-    """Rows of an earlier ``results.json`` (they keep ``pair_max_deg``, so AUC is re-pooled exactly)."""
-    return json.loads(path.read_text())["rows"]
+def _load_rows(path: Path, fingerprint: str) -> tuple[list[dict], dict]:
+    """Rows and meta of an earlier ``results.json`` (rows keep ``pair_max_deg``, so AUC is re-pooled
+    exactly). Refuses results rendered by different generator code."""
+    doc = json.loads(path.read_text())
+    theirs = doc["meta"].get("generator_fingerprint")
+    if theirs != fingerprint:
+        raise SystemExit(f"{path}: generator fingerprint {theirs} != current {fingerprint}; re-run it")
+    return doc["rows"], doc["meta"]
 
 
 def _fmt(v: Any, d: int = 3) -> str:
@@ -168,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from models.eval.report import aggregate, write_report
+    from models.eval.suite import generator_fingerprint
     from models.eval.weights import load_eval_model
     from models.reconstruct import Reconstructor
 
@@ -187,14 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     FIG.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%d")
     run_info = _plot_run(Path(args.run))
+    fingerprint = generator_fingerprint()
 
     all_rows: list[dict] = []
     methods = {}
     for label, weights in (("trained", args.weights), ("random", "random")):
         if label == "random" and args.random_json:
-            doc = json.loads(Path(args.random_json).read_text())
-            methods[label] = doc["meta"]["weights"]
-            rows = doc["rows"]
+            rows, meta = _load_rows(Path(args.random_json), fingerprint)
+            methods[label] = meta["weights"]
             for r in rows:
                 r["label"] = "onepass-random" + ("-full" if r["method"] == "onepass-full" else "")
             all_rows += rows
@@ -214,10 +220,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"bench.eval: {label} done in {time.perf_counter() - t0:.0f} s", flush=True)
     if args.colmap_json:
-        colmap_rows = [r for r in _load_rows(Path(args.colmap_json)) if r["method"] == "colmap"]
+        colmap_rows = [
+            r for r in _load_rows(Path(args.colmap_json), fingerprint)[0] if r["method"] == "colmap"
+        ]
     else:
         colmap_rows = _suite_rows(None, args.scenes, args.views, colmap=True)
-        write_report(ROOT / "runs" / "eval" / "bench-colmap", colmap_rows, {"weights": {"source": "colmap"}})
+        meta = {"weights": {"source": "colmap"}, "generator_fingerprint": fingerprint}
+        write_report(ROOT / "runs" / "eval" / "bench-colmap", colmap_rows, meta)
     for r in colmap_rows:
         r["label"] = "colmap"
     all_rows += colmap_rows
@@ -227,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         for s in aggregate([r for r in all_rows if r["label"] == label]):
             summary.append(s | {"label": label})
     _plot_suite(summary)
+    args.fingerprint = fingerprint
     text = render_section(summary, run_info, methods, args, started)
     print(text)
     if not args.no_docs:
@@ -312,7 +322,7 @@ def render_section(summary: list[dict], run: dict, methods: dict, args: argparse
     lines += ["### Procedural suite", ""]
     lines.append(
         f"{args.scenes} scenes per view count (seeds 0–{args.scenes - 1}, kinds objects/room/orbit/forward "
-        "in turn), "
+        f"in turn; generator fingerprint `{args.fingerprint}`), "
         "224×224, 2 held-out target views per scene. Weights: "
         + "; ".join(f"{k}: {json.dumps(v)}" for k, v in methods.items())
         + ". `-full` = every view an anchor (no ZPressor)."

@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from models.eval.report import markdown_table, write_report
     from models.eval.suite import (
         SuiteConfig,
+        generator_fingerprint,
         load_scene_folder,
         run_folder_suite,
         run_motorcycle,
@@ -128,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
             for r in run_folder_suite(reconstructor, folders, max_anchors=cfg.max_anchors, colmap=cfg.colmap)
         ]
     meta = {"suite": args.suite, "config": cfg.to_dict(), "weights": info, "preset": args.preset}
+    meta["generator_fingerprint"] = generator_fingerprint()
     meta["torch_threads"] = torch.get_num_threads()
     paths = write_report(args.out, rows, meta)
     from models.eval.report import aggregate

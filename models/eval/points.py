@@ -17,7 +17,7 @@ from scipy.spatial import cKDTree
 
 from renderer.conventions import umeyama_sim3
 
-__all__ = ["Sim3", "align_points_sim3", "chamfer_distance", "apply_sim3"]
+__all__ = ["Sim3", "align_points_sim3", "chamfer_distance", "apply_sim3", "voxel_downsample"]
 
 
 @dataclass
@@ -88,14 +88,39 @@ def align_points_sim3(
     return Sim3(scale=float(s), R=R.numpy(), t=t.numpy())
 
 
+def voxel_downsample(points: np.ndarray, voxel: float) -> np.ndarray:
+    """Mean point per occupied cube of side ``voxel`` (``[N, 3]`` → ``[M, 3]``, M ≤ N)."""
+    cells = np.floor(points / voxel).astype(np.int64)
+    cells -= cells.min(0)
+    dims = cells.max(0) + 1
+    keys = (cells[:, 0] * dims[1] + cells[:, 1]) * dims[2] + cells[:, 2]  # one int64 per cube: fast unique
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    sums = np.zeros((counts.size, 3))
+    np.add.at(sums, inverse.reshape(-1), points)
+    return sums / counts[:, None]
+
+
 def chamfer_distance(
-    a: np.ndarray, b: np.ndarray, *, max_points: int = 50_000, seed: int = 0
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    max_points: int = 50_000,
+    voxel: float | None = None,
+    cap: float | None = None,
+    seed: int = 0,
 ) -> dict[str, float]:
     """Symmetric Chamfer distance between point sets ``a [N, 3]`` and ``b [M, 3]``.
 
     Returns ``{"accuracy": mean_a min_b |a−b|, "completeness": mean_b min_a |b−a|, "chamfer": their mean}``
-    (DTU's Acc/Comp/Overall). Each mean runs over at most ``max_points`` query points (a fixed random subset);
-    the nearest neighbours are always searched in the *full* other set, so subsampling adds no bias.
+    (DTU's Acc/Comp/Overall).
+
+    Args:
+        max_points: each mean runs over at most this many query points (a fixed random subset); nearest
+            neighbours are searched in the whole other set, so subsampling queries adds no bias.
+        voxel: if given, both sets are first reduced to one mean point per ``voxel``-sized cube (as DTU's
+            evaluation down-samples); identical sets stay identical.
+        cap: if given, a distance above ``cap`` counts as ``cap`` (DTU's outlier cap); it also bounds the
+            tree search, which keeps far-off (bad) predictions from making the query slow.
     """
     rng = np.random.default_rng(seed)
     sets = []
@@ -104,12 +129,16 @@ def chamfer_distance(
         x = x[np.isfinite(x).all(1)]
         if x.shape[0] == 0:
             raise ValueError(f"chamfer_distance: point set {name} has no finite points")
-        sets.append(x)
+        sets.append(voxel_downsample(x, voxel) if voxel else x)
     pa, pb = sets
 
     def queries(x: np.ndarray) -> np.ndarray:
         return x if x.shape[0] <= max_points else x[rng.choice(x.shape[0], max_points, replace=False)]
 
-    acc = float(cKDTree(pb).query(queries(pa), k=1)[0].mean())
-    comp = float(cKDTree(pa).query(queries(pb), k=1)[0].mean())
+    def mean_nn(tree_points: np.ndarray, query: np.ndarray) -> float:
+        bound = np.inf if cap is None else cap
+        d = cKDTree(tree_points).query(queries(query), k=1, distance_upper_bound=bound)[0]
+        return float(np.minimum(d, bound).mean())
+
+    acc, comp = mean_nn(pb, pa), mean_nn(pa, pb)
     return {"accuracy": acc, "completeness": comp, "chamfer": 0.5 * (acc + comp)}

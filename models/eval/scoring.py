@@ -9,9 +9,9 @@ Steps (all in float64):
 3. **Sim(3)**: Umeyama fit of predicted world points onto ground-truth points over valid correspondences;
    its scale is the "global" depth scale, and it carries ground-truth cameras into the predicted frame.
 4. **Depth** AbsRel / δ<1.25 with per-view median scaling and with that one global scale.
-5. **Chamfer** of aligned predicted points (valid pixels) against all ground-truth points, divided by the
+5. **Chamfer** of aligned predicted points (valid pixels) against all ground-truth points, in units of the
    ground truth's mean point distance from the first camera (VGGT's normalisation), so scenes of any size
-   are comparable.
+   are comparable; both clouds are voxel-averaged at 0.005 units and distances are capped at 1 unit.
 6. **Novel views**: ground-truth target cameras moved into the predicted frame; the predicted Gaussians are
    rendered there and compared (PSNR, SSIM) with the target images.
 """
@@ -31,6 +31,9 @@ from models.eval.points import Sim3, align_points_sim3, chamfer_distance
 from renderer.conventions import camera_centers, unproject_depth
 
 __all__ = ["gt_world_points", "sample_ground_truth", "score_reconstruction", "render_targets"]
+
+#: Chamfer down-sampling cube, in units of the scene scale (mean GT distance from the first camera).
+CHAMFER_VOXEL = 0.005
 
 
 def gt_world_points(gt: GroundTruth) -> np.ndarray:
@@ -109,8 +112,9 @@ def score_reconstruction(recon: Any, gt: GroundTruth) -> dict[str, Any]:
     c0 = camera_centers(torch.from_numpy(gt.world_to_camera[0])).numpy()
     all_gt = pts_gt_full[gt.valid]
     gt_scale = float(np.linalg.norm(all_gt - c0, axis=-1).mean())
-    ch = chamfer_distance(sim.apply(pred_pts[ok]), all_gt)
-    out.update({f"chamfer_{k}" if k != "chamfer" else k: v / gt_scale for k, v in ch.items()})
+    # In units of the scene scale: one voxel ≈ a pixel's footprint at 224 px, distances capped at 1 unit.
+    ch = chamfer_distance(sim.apply(pred_pts[ok]) / gt_scale, all_gt / gt_scale, voxel=CHAMFER_VOXEL, cap=1.0)
+    out.update({f"chamfer_{k}" if k != "chamfer" else k: v for k, v in ch.items()})
     out["sim3_scale"] = sim.scale
     if gt.has_targets:
         rendered = render_targets(recon, gt, sim)

@@ -28,6 +28,7 @@ from models.eval.ground_truth import GroundTruth
 from models.eval.scoring import score_reconstruction
 
 __all__ = [
+    "generator_fingerprint",
     "SuiteConfig",
     "suite_seeds",
     "procedural_ground_truth",
@@ -53,6 +54,21 @@ class SuiteConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def generator_fingerprint() -> str:
+    """A short hash of what the generator renders now (one small scene per kind), so results computed with
+    different generator code are never compared side by side (``bench.eval`` checks it when reusing rows)."""
+    import hashlib
+
+    from models.data.procedural import GENERATOR_VERSION, KINDS, make_scene
+
+    h = hashlib.sha256(f"v{GENERATOR_VERSION}".encode())
+    for i, kind in enumerate(KINDS):
+        sc = make_scene(i, views=2, width=32, height=32, kind=kind)
+        h.update(np.ascontiguousarray(sc.images).tobytes())
+        h.update(np.ascontiguousarray(sc.world_to_camera).tobytes())
+    return h.hexdigest()[:16]
 
 
 def suite_seeds(cfg: SuiteConfig) -> list[int]:

@@ -11,7 +11,7 @@ from models.eval.colmap_peer import run_colmap
 
 
 def test_colmap_registers_a_procedural_scene_with_accurate_poses() -> None:
-    scene = make_scene(4, views=4, width=224, height=224, kind="objects")
+    scene = make_scene(7, views=4, width=224, height=224, kind="forward")
     images = [np.clip(np.round(im * 255), 0, 255).astype(np.uint8) for im in scene.images]
     res = run_colmap(images)
     assert res.registration_rate == 1.0

@@ -103,3 +103,15 @@ def test_psnr_and_ssim_hand_values() -> None:
         psnr(gt[..., 0], gt[..., 0])
     with pytest.raises(ValueError, match="at least 11×11"):
         ssim(gt[:5, :5], gt[:5, :5])
+
+
+def test_voxel_downsample_and_capped_chamfer() -> None:
+    from models.eval.points import voxel_downsample
+
+    pts = np.array([[0.01, 0.01, 0.01], [0.03, 0.03, 0.03], [1.05, 0.0, 0.0]])
+    np.testing.assert_allclose(voxel_downsample(pts, 0.1), [[0.02, 0.02, 0.02], [1.05, 0.0, 0.0]])
+    far = np.array([[10.0, 0.0, 0.0]])
+    c = chamfer_distance(np.zeros((1, 3)), far, cap=2.0)
+    assert c == {"accuracy": 2.0, "completeness": 2.0, "chamfer": 2.0}
+    cloud = np.random.default_rng(0).normal(size=(1000, 3))
+    assert chamfer_distance(cloud, cloud.copy(), voxel=0.05)["chamfer"] == 0.0
