@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -25,6 +24,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench._report import cpu_name, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "BENCHMARKS.md"
@@ -68,16 +69,6 @@ def _worker(args: list[str]) -> dict:
     if out.returncode != 0:
         raise RuntimeError(f"worker {args} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 # ----------------------------------------------------------------------------------------- workers
@@ -353,20 +344,6 @@ def render_section(sweep: dict, e2e: dict | None, loads: list[dict] | None, meta
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) this file's ``## Model`` section, leaving other sections untouched."""
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    doc = DOC.read_text() if DOC.is_file() else "# Benchmarks\n\n"
-    lines = doc.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == SECTION), None)
-    if start is None:
-        DOC.write_text(doc.rstrip("\n") + "\n\n" + text)
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    rest = "".join(lines[end:])
-    DOC.write_text("".join(lines[:start]) + text.rstrip("\n") + "\n" + ("\n" + rest if rest else ""))
-
-
 # -------------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -420,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     views = sorted(sweep["zpressor"])
     meta = {
         "date": time.strftime("%Y-%m-%d"),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "threads": args.threads,
@@ -437,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     load = [meta["load_start"], meta["load_end"]]
     CACHE.write_text(json.dumps({"sweep": sweep, "loads": loads, "e2e": e2e, "load": load}))
     plot(sweep, PLOT)
-    write_section(text)
+    write_section(SECTION, text)
     print(f"updated {DOC} and {PLOT}")
     return 0
 

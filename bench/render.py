@@ -21,7 +21,6 @@ import argparse
 import datetime
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 import numba
 import torch
 
+from bench._report import cpu_name, write_section
 from renderer import rasterize
 from renderer.conventions import look_at
 from renderer.cpu._threads import num_threads
@@ -42,16 +42,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 PLOT = ROOT / "docs" / "bench" / "render_scaling.png"
 SECTION = "## Renderer"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def frustum_scene(n: int, width: int, height: int, seed: int = 0) -> list[torch.Tensor]:
@@ -214,18 +204,6 @@ def plot(counts: list[dict], sizes: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) the ``## Renderer`` section, leaving other sections untouched."""
-    doc = DOC.read_text() if DOC.is_file() else "# Benchmarks\n\n"
-    lines = doc.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == SECTION), None)
-    if start is None:
-        DOC.write_text(doc.rstrip("\n") + "\n\n" + text)
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    DOC.write_text("".join(lines[:start]) + text + ("\n" if end < len(lines) else "") + "".join(lines[end:]))
-
-
 def _row(r: dict) -> str:
     return (
         f"| {r['n']:,} | {r['size']} | {r['visible']:,} | {r['isects']:,} | {r['wall']:.3f} | {r['cpu']:.3f} "
@@ -288,7 +266,7 @@ def main(argv: list[str]) -> int:
             SECTION,
             "",
             f"Command: `python -m bench.render` ({today}, {time.perf_counter() - started:.0f} s). "
-            f"Machine: {_cpu_name()}, {os.cpu_count()} cores shared with other jobs (load average "
+            f"Machine: {cpu_name()}, {os.cpu_count()} cores shared with other jobs (load average "
             f"{load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end), torch {torch.__version__}, "
             f"numba {numba.__version__}, {num_threads()} rasterizer threads. Backend `cpu`, float32 inputs. "
             "Scenes: see `bench/render.py` (Gaussians in the view frustum, screen σ 0.5–4 px). "
@@ -328,7 +306,7 @@ def main(argv: list[str]) -> int:
     print(text)
     if not args.quick:
         plot(counts, sizes, PLOT)
-        write_section(text)
+        write_section(SECTION, text)
     return 0
 
 

@@ -23,21 +23,13 @@ import sys
 import time
 from pathlib import Path
 
+from bench._report import cpu_name, write_section
+
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 PLOT = ROOT / "docs" / "bench" / "scenes_resolution.png"
 EXAMPLES = ROOT / "docs" / "bench" / "scenes_examples.png"
 SECTION = "## Procedural scenes"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _median_time(fn, seeds: list[int]) -> tuple[float, float, float, float]:
@@ -148,7 +140,7 @@ def render_section(
         SECTION,
         "",
         "`python -m bench.scenes` (the generator of `models/data/`, CPU ray casting with torch "
-        f"{torch.__version__}). Machine: {_cpu_name()}, {os.cpu_count()} cores shared with other work "
+        f"{torch.__version__}). Machine: {cpu_name()}, {os.cpu_count()} cores shared with other work "
         f"(load average {load[0]:.1f} before, {load[1]:.1f} after the run), "
         f"Python {platform.python_version()}.",
         "",
@@ -189,19 +181,6 @@ def render_section(
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) the ``## Procedural scenes`` section, leaving other sections untouched."""
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    doc = DOC.read_text() if DOC.is_file() else "# Benchmarks\n\n"
-    lines = doc.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == SECTION), None)
-    if start is None:
-        DOC.write_text(doc.rstrip("\n") + "\n\n" + text)
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    DOC.write_text("".join(lines[:start]) + text + ("\n" + "".join(lines[end:]) if end < len(lines) else ""))
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer runs, print only, no docs update")
@@ -218,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quick:
         plot(res, sizes)
         draw_examples()
-        write_section(text)
+        write_section(SECTION, text)
     return 0
 
 

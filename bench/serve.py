@@ -19,7 +19,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import signal
 import socket
 import statistics
@@ -37,6 +36,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from bench._report import cpu_name, write_section
+
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 PLOT_DIR = ROOT / "docs" / "bench"
@@ -53,11 +54,6 @@ LABELS = {
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def proc_status(pid: int, key: str) -> int:
@@ -394,19 +390,6 @@ def render_section(results: dict, levels: list[int], meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) this file's ``## Service`` section, leaving other sections untouched."""
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    doc = DOC.read_text() if DOC.is_file() else "# Benchmarks\n\n"
-    lines = doc.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == SECTION), None)
-    if start is None:
-        DOC.write_text(doc.rstrip("\n") + "\n\n" + text)
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    DOC.write_text("".join(lines[:start]) + text + ("\n" + "".join(lines[end:]) if end < len(lines) else ""))
-
-
 # -------------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -504,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
     }
     plot(results, levels)
-    write_section(render_section(results, levels, meta))
+    write_section(SECTION, render_section(results, levels, meta))
     (PLOT_DIR / "serve_results.json").write_text(json.dumps(results, indent=1, default=str))
     print(f"wrote {DOC} ({SECTION})")
     return 0
