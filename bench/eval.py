@@ -16,6 +16,7 @@ Run: ``python -m bench.eval [--scenes 10] [--weights W] [--colmap-json F] [--run
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import time
@@ -186,8 +187,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--colmap-json", default=None, help="reuse COLMAP rows from an earlier results.json")
     ap.add_argument("--random-json", default=None, help="reuse random-weight rows (runs/eval/bench-random)")
+    ap.add_argument(
+        "--trained-json", default=None, help="reuse trained-weight rows (runs/eval/bench-trained)"
+    )
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--no-docs", action="store_true", help="compute and print, do not touch docs/")
+    ap.add_argument(
+        "--no-docs",
+        action="store_true",
+        help="print the section instead of rewriting it (figures are redrawn)",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     FIG.mkdir(parents=True, exist_ok=True)
@@ -198,11 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     all_rows: list[dict] = []
     methods = {}
     for label, weights in (("trained", args.weights), ("random", "random")):
-        if label == "random" and args.random_json:
-            rows, meta = _load_rows(Path(args.random_json), fingerprint)
+        reuse = {"random": args.random_json, "trained": args.trained_json}[label]
+        if reuse:
+            rows, meta = _load_rows(Path(reuse), fingerprint)
             methods[label] = meta["weights"]
             for r in rows:
-                r["label"] = "onepass-random" + ("-full" if r["method"] == "onepass-full" else "")
+                r["label"] = f"onepass-{label}" + ("-full" if r["method"] == "onepass-full" else "")
             all_rows += rows
             continue
         model, info = load_eval_model("tiny", weights)
@@ -215,9 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows:
             r["label"] = f"onepass-{label}" + ("-full" if r["method"] == "onepass-full" else "")
         all_rows += rows
-        write_report(
-            ROOT / "runs" / "eval" / f"bench-{label}", rows, {"weights": info, "scenes": args.scenes}
-        )
+        meta = {"weights": info, "scenes": args.scenes, "generator_fingerprint": fingerprint}
+        write_report(ROOT / "runs" / "eval" / f"bench-{label}", rows, meta)
         print(f"bench.eval: {label} done in {time.perf_counter() - t0:.0f} s", flush=True)
     if args.colmap_json:
         colmap_rows = [
@@ -287,12 +295,24 @@ def _targets(summary: list[dict]) -> list[str]:
     return lines
 
 
+def _describe(info: dict) -> str:
+    meta = info.get("metadata") or {}
+    if info.get("source") == "random":
+        return "seeded random initialisation"
+    where = info.get("path", "?")
+    step = meta.get("step", info.get("step", "?"))
+    hours = meta.get("train_hours", info.get("train_hours", "?"))
+    return f"`{where}` (step {step}, {hours} training hours)"
+
+
 def render_section(summary: list[dict], run: dict, methods: dict, args: argparse.Namespace, date: str) -> str:
     lines = [SECTION, ""]
     lines.append(
         f"Command: `python -m bench.eval --scenes {args.scenes} --views {','.join(map(str, args.views))}"
+        f"{' --weights ' + args.weights if args.weights else ''}"
         f"{' --colmap-json ' + args.colmap_json if args.colmap_json else ''}"
-        f"{' --random-json ' + args.random_json if args.random_json else ''}` ({date}). "
+        f"{' --random-json ' + args.random_json if args.random_json else ''}"
+        f"{' --trained-json ' + args.trained_json if args.trained_json else ''}` ({date}). "
         f"Machine: {_cpu_name()}, "
         f"2 cores shared with other jobs (and with the background training run), torch {args.threads} thread."
     )
@@ -324,9 +344,13 @@ def render_section(summary: list[dict], run: dict, methods: dict, args: argparse
         f"{args.scenes} scenes per view count (seeds 0–{args.scenes - 1}, kinds objects/room/orbit/forward "
         f"in turn; generator fingerprint `{args.fingerprint}`), "
         "224×224, 2 held-out target views per scene. Weights: "
-        + "; ".join(f"{k}: {json.dumps(v)}" for k, v in methods.items())
+        + "; ".join(f"{k}: {_describe(v)}" for k, v in methods.items())
         + ". `-full` = every view an anchor (no ZPressor)."
     )
+    shipped = ROOT / "models" / "weights" / "onepass-tiny.safetensors"
+    if shipped.is_file():
+        digest = hashlib.sha256(shipped.read_bytes()).hexdigest()[:16]
+        lines.append(f"Shipped `models/weights/onepass-tiny.safetensors`: sha256 `{digest}…`.")
     lines += [""] + _table(summary, "procedural") + ["", "![procedural suite](bench/eval_procedural.png)", ""]
     lines += ["Targets (issue 5):", ""] + _targets(summary) + [""]
     lines += ["### Motorcycle (Middlebury 2014, real photos)", ""]
