@@ -18,27 +18,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "BENCHMARKS.md"
+from bench._report import ROOT, cpu_name, write_section
+
 FIG = ROOT / "docs" / "bench"
 SECTION = "## Training and evaluation"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _plot_run(run: Path) -> dict[str, Any]:
@@ -158,18 +147,6 @@ def _plot_suite(summary: list[dict]) -> None:
     plt.close(fig)
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) this file's section of docs/BENCHMARKS.md, leaving the others untouched."""
-    doc = DOC.read_text() if DOC.is_file() else "# Benchmarks\n\n"
-    lines = doc.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == SECTION), None)
-    if start is None:
-        DOC.write_text(doc.rstrip("\n") + "\n\n" + text)
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    DOC.write_text("".join(lines[:start]) + text + ("\n" + "".join(lines[end:]) if end < len(lines) else ""))
-
-
 def main(argv: list[str] | None = None) -> int:
     import torch
 
@@ -248,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render_section(summary, run_info, methods, args, started)
     print(text)
     if not args.no_docs:
-        write_section(text)
+        write_section(SECTION, text)
     return 0
 
 
@@ -313,7 +290,7 @@ def render_section(summary: list[dict], run: dict, methods: dict, args: argparse
         f"{' --colmap-json ' + args.colmap_json if args.colmap_json else ''}"
         f"{' --random-json ' + args.random_json if args.random_json else ''}"
         f"{' --trained-json ' + args.trained_json if args.trained_json else ''}` ({date}). "
-        f"Machine: {_cpu_name()}, "
+        f"Machine: {cpu_name()}, "
         f"2 cores shared with other jobs (and with the background training run), torch {args.threads} thread."
     )
     lines.append("")
