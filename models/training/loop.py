@@ -276,7 +276,7 @@ class Trainer:
             if max_steps is None
             else min(self.config.total_steps, self.step + max_steps)
         )
-        done, bad, rows, last_loss = 0, 0, [], float("nan")
+        done, bad, rows, last_loss, finished = 0, 0, [], float("nan"), False
         bar = tqdm(total=end_step, initial=self.step, disable=not progress, unit="step", dynamic_ncols=True)
         try:
             while (
@@ -298,19 +298,23 @@ class Trainer:
                     loss=f"{last_loss:.3f}", cam=f"{row['loss_camera']:.3f}", s=f"{row['step_s']:.2f}"
                 )
                 if self.config.val_every_s > 0 and self.elapsed_s - last_val >= self.config.val_every_s:
-                    val = self.run_validation()
-                    bar.write(
-                        f"validation at step {self.step}: "
-                        + ", ".join(
-                            f"{k}={v:.3f}" for k, v in val.items() if k in ("auc30", "abs_rel_median", "psnr")
-                        )
-                    )
                     last_val = self.elapsed_s
+                    try:
+                        val = self.run_validation()
+                    except Exception as e:  # an unattended run must not die of a validation failure
+                        bar.write(f"validation at step {self.step} failed: {type(e).__name__}: {e}")
+                    else:
+                        shown = {k: val[k] for k in ("auc30", "abs_rel_median", "psnr")}
+                        bar.write(
+                            f"validation at step {self.step}: "
+                            + ", ".join(f"{k}={v:.3f}" for k, v in shown.items())
+                        )
                 if time.monotonic() - last_ckpt >= self.config.checkpoint_every_s:
                     self._write_log(rows)
                     rows = []
                     self.save()
                     last_ckpt = time.monotonic()
+            finished = True
         finally:
             self.batches.close()
             for sig, handler in previous.items():
@@ -318,7 +322,7 @@ class Trainer:
             bar.close()
             if rows:
                 self._write_log(rows)
-            if done:
+            if done and finished:  # after an error the last good checkpoint stays (resume trims the log)
                 self.save()
         return TrainSummary(done, self.step, self.elapsed_s, last_loss, self.checkpoint_path)
 
