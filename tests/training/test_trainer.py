@@ -92,7 +92,7 @@ def test_a_zpressor_step_trains_the_fusion_blocks(tmp_path) -> None:
                     max_anchors=2)  # fmt: skip
     batch = make_batch(list(plan.seeds), views=5, width=28, height=28)
     losses = compute_losses(trainer.model, batch, plan, cfg.weights)
-    assert torch.isfinite(losses["total"]) and float(losses["loss_render_total"]) > 0
+    assert torch.isfinite(losses["total"]) and float(losses["loss_render_total"].detach()) > 0
     losses["total"].backward()
     grads = [p.grad for p in trainer.model.zpressor.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
