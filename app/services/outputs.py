@@ -26,6 +26,7 @@ import functools
 import io
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,8 @@ from renderer.io.web_formats import spz_bytes
 #: Every output name, in writing order.
 OUTPUT_NAMES = ("images", "cameras", "depth", "points", "splats_ply", "splats_spz", "glb", "colmap", "report")
 
+#: Threads writing outputs at once (each output is one task; most time is spent outside the GIL).
+WRITER_THREADS = 4
 #: Cap on exported points (random, seeded subsample, as VGGT's COLMAP demo): keeps PLY/GLB/COLMAP small.
 MAX_POINTS = 100_000
 #: Share of the lowest-confidence valid depth pixels left out of the point exports.
@@ -169,7 +172,6 @@ def write_reconstruction(
     _check(recon, image_names, images)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
     anchors = set(recon.anchors)
     frames = [
         Frame(
@@ -191,51 +193,58 @@ def write_reconstruction(
     if {"points", "glb", "colmap"} & set(wanted):
         points, colors, confidence = select_points(recon)
 
-    for name in wanted:
+    def write_one(name: str) -> Path:
+        """Write output ``name``; returns its path (a file or a folder)."""
         if name == "images":
             for fname, img in zip(image_names, images, strict=True):
                 write_image(out, fname, img)
-            written["images"] = out / "images"
-        elif name == "cameras":
-            written["cameras"] = write_cameras(
+            return out / "images"
+        if name == "cameras":
+            return write_cameras(
                 out,
                 frames,
                 source="onepass reconstruct",
                 preset=recon.report.get("preset"),
                 anchors=recon.anchors,
             )
-        elif name == "depth":
+        if name == "depth":
             for i, fname in enumerate(image_names):
                 stem = Path(fname).stem
                 write_depth(out, stem, recon.depth[i])
                 atomic_write_bytes(
                     out / "depth" / f"{stem}.png", depth_png_bytes(recon.depth[i], recon.valid[i])
                 )
-            written["depth"] = out / "depth"
-        elif name == "points":
-            written["points"] = out / "points.ply"
-            atomic_write_bytes(written["points"], confident_point_ply_bytes(points, colors, confidence))
-        elif name == "splats_ply":
-            written["splats_ply"] = out / "splats.ply"
-            save_splat_ply(recon.gaussians, written["splats_ply"])
-        elif name == "splats_spz":
-            written["splats_spz"] = out / "splats.spz"
-            atomic_write_bytes(written["splats_spz"], spz_bytes(recon.gaussians))
-        elif name == "glb":
-            written["glb"] = out / "scene.glb"
-            glb = scene_glb_bytes(
-                points, colors, recon.world_to_camera, recon.K, [tuple(hw) for hw in recon.image_hw]
-            )
-            atomic_write_bytes(written["glb"], glb)
-        elif name == "colmap":
-            written["colmap"] = out / "colmap" / "sparse" / "0"
-            written["colmap"].mkdir(parents=True, exist_ok=True)
-            write_colmap_model(written["colmap"], frames, points, colors, binary=True, text=False)
-        elif name == "report":
-            written["report"] = out / "report.json"
-            doc = dict(recon.report)
-            doc["files"] = {k: str(v.relative_to(out)) for k, v in written.items()}
-            atomic_write_bytes(written["report"], json.dumps(doc, indent=1, default=_json_default).encode())
+            return out / "depth"
+        if name == "points":
+            atomic_write_bytes(out / "points.ply", confident_point_ply_bytes(points, colors, confidence))
+            return out / "points.ply"
+        if name == "splats_ply":
+            return save_splat_ply(recon.gaussians, out / "splats.ply")
+        if name == "splats_spz":
+            atomic_write_bytes(out / "splats.spz", spz_bytes(recon.gaussians))
+            return out / "splats.spz"
+        if name == "glb":
+            hws = [tuple(hw) for hw in recon.image_hw]
+            glb = scene_glb_bytes(points, colors, recon.world_to_camera, recon.K, hws)
+            atomic_write_bytes(out / "scene.glb", glb)
+            return out / "scene.glb"
+        assert name == "colmap", name
+        folder = out / "colmap" / "sparse" / "0"
+        folder.mkdir(parents=True, exist_ok=True)
+        write_colmap_model(folder, frames, points, colors, binary=True, text=False)
+        return folder
+
+    # The encoders spend their time in zlib, numpy, Pillow and file writes, which release the GIL, so the
+    # files are written by a few threads at once; report.json comes last and lists what was written.
+    files = [name for name in wanted if name != "report"]
+    with ThreadPoolExecutor(max_workers=max(1, min(WRITER_THREADS, len(files)))) as pool:
+        futures = {name: pool.submit(write_one, name) for name in files}
+    written: dict[str, Path] = {name: futures[name].result() for name in files}  # re-raises a failure
+    if "report" in wanted:
+        written["report"] = out / "report.json"
+        doc = dict(recon.report)
+        doc["files"] = {k: str(v.relative_to(out)) for k, v in written.items()}
+        atomic_write_bytes(written["report"], json.dumps(doc, indent=1, default=_json_default).encode())
     return written
 
 

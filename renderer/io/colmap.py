@@ -32,8 +32,13 @@ def _rows(frames: Sequence[Frame], points: np.ndarray, colors: np.ndarray):
         (i + 1, quats[i], np.asarray(f.world_to_camera, np.float64)[:3, 3], i + 1, f.image)
         for i, f in enumerate(frames)
     ]
-    pts = [(j + 1, points[j], colors[j]) for j in range(len(points))]
-    return cams, images, pts
+    return cams, images, (points, colors)
+
+
+#: one ``points3D.bin`` record with an empty track: id, xyz, rgb, reprojection error, track length
+_POINT_RECORD = np.dtype(
+    [("id", "<u8"), ("xyz", "<f8", 3), ("rgb", "u1", 3), ("error", "<f8"), ("track_length", "<u8")]
+)
 
 
 def _binary(cams, images, pts) -> dict[str, bytes]:
@@ -43,10 +48,13 @@ def _binary(cams, images, pts) -> dict[str, bytes]:
     img = [struct.pack("<Q", len(images))]
     for iid, q, t, cid, name in images:
         img.append(struct.pack("<I7dI", iid, *q, *t, cid) + name.encode() + b"\x00" + struct.pack("<Q", 0))
-    p3d = [struct.pack("<Q", len(pts))]
-    for pid, xyz, rgb in pts:
-        p3d.append(struct.pack("<Q3d3BdQ", pid, *xyz, *rgb, 0.0, 0))
-    return {"cameras.bin": b"".join(cam), "images.bin": b"".join(img), "points3D.bin": b"".join(p3d)}
+    xyz, rgb = pts
+    records = np.zeros(len(xyz), _POINT_RECORD)  # packed: the same bytes as struct "<Q3d3BdQ" per point
+    records["id"] = np.arange(1, len(xyz) + 1)
+    records["xyz"] = xyz
+    records["rgb"] = rgb
+    p3d = struct.pack("<Q", len(xyz)) + records.tobytes()
+    return {"cameras.bin": b"".join(cam), "images.bin": b"".join(img), "points3D.bin": p3d}
 
 
 def _text(cams, images, pts) -> dict[str, bytes]:
@@ -67,7 +75,7 @@ def _text(cams, images, pts) -> dict[str, bytes]:
     ]
     p3d += [
         f"{pid} " + " ".join(repr(float(v)) for v in xyz) + " " + " ".join(str(int(c)) for c in rgb) + " 0"
-        for pid, xyz, rgb in pts
+        for pid, (xyz, rgb) in enumerate(zip(*pts, strict=True), start=1)
     ]
     return {name: ("\n".join(lines) + "\n").encode() for name, lines in
             (("cameras.txt", cam), ("images.txt", img), ("points3D.txt", p3d))}  # fmt: skip

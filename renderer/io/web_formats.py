@@ -30,6 +30,8 @@ from renderer.types import SH_C0, Gaussians
 
 SPZ_MAGIC = 0x5053474E  # "NGSP"
 SPZ_VERSION = 3
+#: zlib's default level: level 9 halves the speed for files ~0.2 % smaller (321k Gaussians: 0.48 s vs 0.98 s)
+SPZ_GZIP_LEVEL = 6
 _SPZ_FRACTIONAL_BITS = 12
 _SPZ_COLOR_SCALE = 0.15
 _SPZ_SH_BITS = (5, 4)  # degree 1, degrees 2-3
@@ -143,7 +145,7 @@ def spz_bytes(g: Gaussians) -> bytes:
     header = struct.pack("<IIIBBBB", SPZ_MAGIC, SPZ_VERSION, n, degree, _SPZ_FRACTIONAL_BITS, 0, 0)
     blocks = [positions, alphas, colors, scales, rotations, sh_bytes]
     payload = header + b"".join(np.ascontiguousarray(b).tobytes() for b in blocks)
-    return gzip.compress(payload, compresslevel=9, mtime=0)
+    return gzip.compress(payload, compresslevel=SPZ_GZIP_LEVEL, mtime=0)
 
 
 def save_spz(g: Gaussians, path: str | os.PathLike) -> Path:
