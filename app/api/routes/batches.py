@@ -32,9 +32,12 @@ def _batch_public(svc: Services, batch_id: str, limit: int, offset: int) -> Batc
     batch = svc.store.get_batch(batch_id)
     if batch is None:
         raise not_found("batch", batch_id)
-    jobs, _ = svc.store.list_jobs(batch_id=batch_id, limit=limit, offset=offset)
+    # Counts first, jobs second: a job that ends between the two reads then shows as ended in the list
+    # while ``done`` is still False (the client polls again). The other order could report ``done`` with a
+    # job listed as still running, without its final timings. Ended jobs never change status again.
     counts = svc.store.batch_counts(batch_id)
     done = sum(counts[s] for s in TERMINAL) == sum(counts.values())
+    jobs, _ = svc.store.list_jobs(batch_id=batch_id, limit=limit, offset=offset)
     return BatchPublic(
         id=batch.id,
         source=batch.source,
