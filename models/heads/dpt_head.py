@@ -5,7 +5,8 @@ For each of the four kept layers ``k``: patch tokens → shared ``norm`` → ``[
 ``refinenet4 → 3 → 2 → 1`` (each resizes to the next level; the last ×2), ``output_conv1``, bilinear resize
 to ``(H, W)`` (align_corners=True), + uv pos-embed, ``output_conv2`` → ``[B, S, H, W, out]`` (raw, channels
 last).
-Frames are processed ``frames_chunk`` at a time (bounds memory, no numerical effect).
+Frames are processed ``frames_chunk`` at a time, counted over the whole batch (bounds memory, no
+numerical effect).
 
 Residual units reproduce the reference's in-place-ReLU quirk: the skip adds ``relu(x)``, not ``x``.
 
@@ -150,12 +151,15 @@ class DPTHead(nn.Module):
     def forward(self, layers: list[Tensor], image_hw: tuple[int, int], patch_start: int) -> Tensor:
         """Four layers ``[B, S, P, 2C]`` → raw ``[B, S, H, W, out]`` (feature-only: ``[B, S, D, H, W]``)."""
         B, S = layers[0].shape[:2]
-        chunk = self.frames_chunk or S
+        # chunk over all B·S frames, not per scene: a batch of scenes keeps the same working set as one
+        flat = [t.reshape(1, B * S, *t.shape[2:]) for t in layers]
+        chunk = self.frames_chunk or B * S
         outs = [
-            self._forward_frames([t[:, i : i + chunk] for t in layers], image_hw, patch_start)
-            for i in range(0, S, chunk)
+            self._forward_frames([t[:, i : i + chunk] for t in flat], image_hw, patch_start)
+            for i in range(0, B * S, chunk)
         ]
-        return torch.cat(outs, 1)
+        out = torch.cat(outs, 1)
+        return out.view(B, S, *out.shape[2:])
 
     def _forward_frames(self, layers: list[Tensor], image_hw: tuple[int, int], patch_start: int) -> Tensor:
         H, W = image_hw
