@@ -16,6 +16,7 @@ Names (``norm``, ``projects``, ``resize_layers``, ``scratch.layerK_rn``, ``scrat
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -51,11 +52,22 @@ def sincos_embed(coords: Tensor, dim: int, omega0: float = 100.0) -> Tensor:
     return torch.cat(parts, -1).float()
 
 
+@functools.lru_cache(maxsize=32)
+def _uv_embedding(h: int, w: int, dim: int, aspect: float, ratio: float, device: torch.device) -> Tensor:
+    """``[1, dim, h, w]`` float32 uv embedding, cached: the heads ask for the same few sizes every call.
+
+    Built as an ordinary constant (not an inference-mode tensor) so training and inference can share it.
+    """
+    with torch.inference_mode(False), torch.no_grad():
+        emb = sincos_embed(uv_grid(w, h, aspect, device=device), dim) * ratio
+        return emb.permute(2, 0, 1)[None].contiguous()
+
+
 def uv_pos_embed(x: Tensor, image_w: int, image_h: int, ratio: float = 0.1) -> Tensor:
     """Add the parameter-free uv embedding to maps ``x [N, D, h', w']`` of an ``image_h×image_w`` image."""
     h, w = x.shape[-2:]
-    emb = sincos_embed(uv_grid(w, h, image_w / image_h, device=x.device), x.shape[1]) * ratio
-    return x + emb.permute(2, 0, 1).to(x.dtype)[None]
+    emb = _uv_embedding(h, w, x.shape[1], image_w / image_h, ratio, x.device)
+    return x + emb.to(x.dtype)
 
 
 # ------------------------------------------------------------------------------------------- fusion
@@ -69,7 +81,7 @@ class ResidualConvUnit(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = F.relu(x)
-        return self.conv2(F.relu(self.conv1(x))) + x
+        return self.conv2(F.relu(self.conv1(x), inplace=True)) + x  # conv1's output is a fresh temporary
 
 
 class FeatureFusionBlock(nn.Module):
