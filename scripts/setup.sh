@@ -13,6 +13,8 @@ need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 # Validates docker-compose.yml in the tests (no container engine is needed for `docker-compose config`).
 command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || need_apt+=(docker-compose)
+# The job store's tests also run against a throwaway PostgreSQL cluster (initdb + pg_ctl, no service).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v ffmpeg >/dev/null 2>&1 || true   # imageio-ffmpeg ships its own encoder binary
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -32,7 +32,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(data: Path, workers: int) -> Iterator[tuple[subprocess.Popen, httpx.Client]]:
+def serve(
+    data: Path, workers: int, database_url: str | None = None
+) -> Iterator[tuple[subprocess.Popen, httpx.Client]]:
     port = free_port()
     env = {
         **os.environ,
@@ -40,6 +42,9 @@ def serve(data: Path, workers: int) -> Iterator[tuple[subprocess.Popen, httpx.Cl
         "ONEPASS_MAX_WAIT_MS": "300",
         "ONEPASS_LOG_LEVEL": "warning",
     }
+    env.pop("ONEPASS_DATABASE_URL", None)
+    if database_url:
+        env["ONEPASS_DATABASE_URL"] = database_url
     cmd = [
         sys.executable,
         "-m",
@@ -82,10 +87,15 @@ def serve(data: Path, workers: int) -> Iterator[tuple[subprocess.Popen, httpx.Cl
 
 
 @pytest.mark.slow
-def test_restart_mid_queue_loses_no_job(tmp_path: Path) -> None:
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_restart_mid_queue_loses_no_job(
+    tmp_path: Path, database: str, request: pytest.FixtureRequest
+) -> None:
     from models.data.procedural import make_scene
 
     data = tmp_path / "data"
+    # SQLite: the default file in the data folder; PostgreSQL: ONEPASS_DATABASE_URL to a fresh database
+    url = request.getfixturevalue("postgres").new_database() if database == "postgresql" else None
     options = json.dumps({"max_anchors": 2, "outputs": ["cameras", "depth"]})
     uploads = []
     for seed in range(3):
@@ -95,13 +105,13 @@ def test_restart_mid_queue_loses_no_job(tmp_path: Path) -> None:
         )
 
     # 1) A queue-only node takes the first job; killed, it must not lose it.
-    with serve(data, workers=0) as (proc, client):
+    with serve(data, workers=0, database_url=url) as (proc, client):
         first = client.post("/v1/reconstructions", files=uploads[0], data={"options": options}).json()["id"]
         proc.kill()
         proc.wait()
 
     # 2) A node with a worker starts on it, gets two more, and is killed while reconstructing.
-    with serve(data, workers=1) as (proc, client):
+    with serve(data, workers=1, database_url=url) as (proc, client):
         ids = [first] + [
             client.post("/v1/reconstructions", files=u, data={"options": options}).json()["id"]
             for u in uploads[1:]
@@ -113,14 +123,14 @@ def test_restart_mid_queue_loses_no_job(tmp_path: Path) -> None:
         proc.kill()
         proc.wait()
 
-    store = JobStore(f"sqlite:///{(data / 'onepass.db').resolve()}")
+    store = JobStore(url or f"sqlite:///{(data / 'onepass.db').resolve()}")
     at_kill = {i: store.get_job(i) for i in ids}
     store.close()
     assert at_kill[first].status == "running" and at_kill[first].attempts == 1
     assert all(j.status in ("queued", "running", "succeeded") for j in at_kill.values())
 
     # 3) The next start re-queues what was running and finishes everything.
-    with serve(data, workers=1) as (proc, client):
+    with serve(data, workers=1, database_url=url) as (proc, client):
         finished = {i: wait_job(client, i, timeout=180) for i in ids}
         assert client.get("/v1/reconstructions", params={"status": "running"}).json()["total"] == 0
     for i, job in finished.items():

@@ -1,7 +1,9 @@
-"""The durable job store on a real SQLite file: claiming, recovery after a crash, idempotency, batches."""
+"""The durable job store on a real SQLite file and on a real PostgreSQL server: claiming, recovery after a
+crash, idempotency, batches."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,9 +12,17 @@ from app.jobs.files import JobFiles, read_manifest
 from app.jobs.store import IdempotencyConflict, JobStore
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database of each kind the store supports."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.db'}"
+    return request.getfixturevalue("postgres").new_database()
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> JobStore:
-    s = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
+def store(db_url: str) -> Iterator[JobStore]:
+    s = JobStore(db_url)
     yield s
     s.close()
 
@@ -21,7 +31,7 @@ def add(store: JobStore, job_id: str, **kw) -> None:
     store.create_job(job_id=job_id, options={"preset": "tiny"}, image_names=["a.png"], **kw)
 
 
-def test_claim_order_and_exclusivity(store: JobStore, tmp_path: Path) -> None:
+def test_claim_order_and_exclusivity(store: JobStore, db_url: str) -> None:
     for name in ("old", "mid", "new"):
         add(store, name)
     add(store, "urgent", priority=1)
@@ -29,7 +39,7 @@ def test_claim_order_and_exclusivity(store: JobStore, tmp_path: Path) -> None:
     assert [j.id for j in first] == ["urgent", "old"]
     assert all(j.status == "running" and j.attempts == 1 for j in first)
     # A second store on the same file (another process) cannot claim them again.
-    other = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
+    other = JobStore(db_url)
     assert [j.id for j in other.claim(10)] == ["mid", "new"]
     assert store.claim(10) == []
     other.close()
