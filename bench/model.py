@@ -35,14 +35,15 @@ SECTION = "## Model"
 
 #: Explanation printed under the targets (numbers from the table above and separate profiling).
 WHY_NOT_ONE_FIFTH = (
-    "Why the 1/5 targets are not reached here: every input view still runs the patch embed, "
-    "six frame blocks, six registration global blocks and the full-resolution depth head "
-    "(every view gets a camera and depth), and that per-view work is the same in both modes; "
-    "for this small model it is about a third of the full-attention cost at 64 views, and the "
-    "ratio keeps falling with more views (see 128). Memory: both modes keep every view's "
-    "outputs (depth, confidence, colours, points), and PyTorch's CPU attention kernel is "
-    "memory-efficient, so full attention is not quadratic in memory either; the gap that "
-    "remains is mostly the Gaussians (all views vs 8 anchors)."
+    "Why the 1/5 targets are not reached here (stage table below): with ZPressor, most of the time is "
+    "the support views' own work, the registration pass (frame blocks, and global blocks that attend "
+    "to the anchors' keys) and their depth head, because every input view must still get a camera "
+    "and a depth map. That work grows linearly with the views in both modes, while full attention "
+    "adds a quadratic trunk on top; for this small model the linear part is about a third of the "
+    "full-attention cost at 64 views, and the ratio keeps falling with more views (0.18 at 128). "
+    "Memory: both modes keep every view's outputs (depth, confidence, colours, points), and "
+    "PyTorch's CPU attention kernel is memory-efficient, so full attention is not quadratic in "
+    "memory either; the gap that remains is mostly the Gaussians (all views vs 8 anchors)."
 )
 
 
@@ -92,13 +93,17 @@ def run_views_worker(spec: dict) -> dict:
     images = torch.rand(spec["views"], 3, 224, 224, generator=g)
     rec.reconstruct(images[:2], max_anchors=8)  # warm-up (allocator, kernels)
     base = _rss_now()
-    times, cpu = [], []
+    times, cpu, stages = [], [], []
     for _ in range(spec["repeats"]):
         t0, c0 = time.perf_counter(), time.process_time()
         out = rec.reconstruct(images, max_anchors=spec["anchors"])
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
+        stages.append(
+            out.report["inference_stages_s"] | {"postprocess": out.report["timings_s"]["postprocess"]}
+        )
     return {
+        "stages": stages,
         "times": times,
         "cpu_times": cpu,
         "peak_rss": _rss_peak(),
@@ -255,6 +260,49 @@ def load_note(start: float, end: float) -> str:
     return "other jobs shared the cores, so absolute times are inflated and noisy"
 
 
+#: stages of ``VGGT.infer`` (``report["inference_stages_s"]``) and what each does, in order
+STAGES = {
+    "embed": "patch embed (DINO ViT), every view",
+    "select": "anchor choice and gathers",
+    "zpressor": "ZPressor fusion blocks",
+    "trunk": "alternating attention on the anchors (all views without ZPressor)",
+    "heads": "depth + Gaussian heads of the anchors",
+    "registration_trunk": "support views: frame blocks + global blocks on the anchors' keys",
+    "registration_heads": "depth head of the support views",
+    "camera_head": "camera head, every view",
+    "postprocess": "cameras, points, Gaussians to numpy (`Reconstructor._finish`)",
+}
+
+
+def stage_table(sweep: dict, views: int) -> list[str]:
+    """Median wall seconds per stage with and without ZPressor at ``views`` (empty without stage data)."""
+    full, zp = sweep["full"].get(views, {}), sweep["zpressor"].get(views, {})
+    if "stages" not in full or "stages" not in zp:
+        return []
+
+    def med(run: dict, stage: str) -> float | None:
+        got = [s[stage] for s in run["stages"] if stage in s]
+        return statistics.median(got) if got else None
+
+    lines = [
+        f"Where the time goes at {views} views (wall seconds, medians of the runs above, one thread):",
+        "",
+        "| stage | without | with ZPressor |",
+        "|---|---:|---:|",
+    ]
+    totals = [0.0, 0.0]
+    for stage, what in STAGES.items():
+        a, b = med(full, stage), med(zp, stage)
+        if a is None and b is None:
+            continue
+        totals[0] += a or 0.0
+        totals[1] += b or 0.0
+        cells = [f"{x:.2f}" if x is not None else "–" for x in (a, b)]
+        lines.append(f"| `{stage}`: {what} | {cells[0]} | {cells[1]} |")
+    lines += [f"| total | {totals[0]:.2f} | {totals[1]:.2f} |", ""]
+    return lines
+
+
 def render_section(sweep: dict, e2e: dict | None, loads: list[dict] | None, meta: dict) -> str:
     lines = [
         SECTION,
@@ -320,6 +368,7 @@ def render_section(sweep: dict, e2e: dict | None, loads: list[dict] | None, meta
             WHY_NOT_ONE_FIFTH,
             "",
         ]
+        lines += stage_table(sweep, 64)
     if e2e:
         med = statistics.median(e2e["times"])
         st = {k: statistics.median(s[k] for s in e2e["stages"]) for k in e2e["stages"][0]}
@@ -387,6 +436,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--reuse", action="store_true", help="reuse the last run's views sweep (and skipped parts)"
     )
+    ap.add_argument(
+        "--update-views",
+        type=int,
+        nargs="+",
+        default=None,
+        help="with --reuse: measure these view counts again and keep the rest of the last run",
+    )
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -405,7 +461,8 @@ def main(argv: list[str] | None = None) -> int:
         mode: {int(v): r for v, r in cached.get("sweep", {}).get(mode, {}).items()}
         for mode in ("full", "zpressor")
     }
-    for v in [] if cached.get("sweep") else views:
+    todo = (args.update_views or []) if cached.get("sweep") else views
+    for v in todo:
         for mode in ("full", "zpressor"):
             reps = 1 if args.quick else args.repeats
             spec = {

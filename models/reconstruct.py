@@ -358,6 +358,8 @@ class Reconstructor:
                 "from_views": anchors.tolist(),
             },
             "timings_s": timings,
+            # the network's stages within "inference" (a batch shares one pass: these are the batch's)
+            "inference_stages_s": dict(out.stage_seconds),
             "peak_memory": peak,
             "warnings": warnings,
         }

@@ -20,7 +20,8 @@ always run in float32. Shapes: ``B`` batch, ``S`` views, ``N`` anchors, ``H×W``
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -56,6 +57,9 @@ class InferenceOutput:
         labels: ``[B, S]`` anchor slot each view is assigned to.
         compression: ``"none"`` (all views are anchors), ``"zpressor"`` (fusion blocks ran) or
             ``"identity"`` (anchors + registration without fusion weights).
+        stage_seconds: wall seconds per stage (``embed``, ``select``, ``zpressor``, ``trunk``, ``heads``,
+            ``registration_trunk``, ``registration_heads``, ``camera_head``; stages that did not run are
+            absent). On CUDA each stage ends with a synchronise, so the numbers are the device's.
     """
 
     pose_enc: Tensor
@@ -67,6 +71,27 @@ class InferenceOutput:
     anchors: Tensor
     labels: Tensor
     compression: str
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+class _StageClock:
+    """Accumulates wall seconds per named stage (synchronising CUDA first, so work is not just queued)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.seconds: dict[str, float] = {}
+        self._last = self._now()
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        """Charge the time since the previous lap to ``stage``."""
+        now = self._now()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._last
+        self._last = now
 
 
 class VGGT(nn.Module):
@@ -219,14 +244,17 @@ class VGGT(nn.Module):
         B, S, _, H, W = images.shape
         hw = (H // self.cfg.patch_size, W // self.cfg.patch_size)
         dev = images.device
+        clock = _StageClock(dev)
         with self._amp(dev):
             tokens = self.aggregator.embed(images, chunk=chunk)  # [B, S, h·w, C]
+        clock.lap("embed")
         anchors, labels = self.select_anchors(tokens, max_anchors, anchor_points)
         N = anchors.shape[1]
         supports = support_views(anchors, S)  # [B, S − N]
         b_idx = torch.arange(B, device=dev)[:, None]
         anchor_tokens = tokens[b_idx, anchors]
         support_tokens = tokens[b_idx, supports]
+        clock.lap("select")
         mode = "none"
         if supports.shape[1] > 0:
             mode = "identity"
@@ -235,11 +263,14 @@ class VGGT(nn.Module):
                 index, mask = cluster_table(labels, supports, N)
                 with self._amp(dev):
                     anchor_tokens = self.zpressor(anchor_tokens, support_tokens, index, mask)
+                clock.lap("zpressor")
 
         # anchors: trunk (recording the global blocks' keys/values when there are supports to register)
         with self._amp(dev):
             trunk = self.aggregator.run(anchor_tokens, hw, record_context=supports.shape[1] > 0)
+        clock.lap("trunk")
         anchor_maps = self._dense_heads(trunk, (H, W), points=points, gaussians=gaussians)
+        clock.lap("heads")
         cam_tokens = torch.empty(B, S, 2 * self.cfg.embed_dim, device=dev)
         cam_tokens[b_idx, anchors] = self._camera_tokens(trunk)
         context = trunk.context
@@ -259,14 +290,17 @@ class VGGT(nn.Module):
                 reg = self.aggregator.run(
                     support_tokens[:, i : i + chunk], hw, has_reference=False, context=context
                 )
+            clock.lap("registration_trunk")
             for name, value in self._dense_heads(reg, (H, W), points=points, gaussians=False).items():
                 maps[name][b_idx, views] = value
             cam_tokens[b_idx, views] = self._camera_tokens(reg)
             del reg
+            clock.lap("registration_heads")
 
         with self._fp32(dev):
             kv_index = anchors if supports.shape[1] > 0 else None
             pose_enc = self.camera_head(cam_tokens, kv_index)[-1]
+        clock.lap("camera_head")
         return InferenceOutput(
             pose_enc=pose_enc,
             depth=maps["depth"][..., 0],
@@ -277,4 +311,5 @@ class VGGT(nn.Module):
             anchors=anchors,
             labels=labels,
             compression=mode,
+            stage_seconds={k: round(v, 4) for k, v in clock.seconds.items()},
         )

@@ -27,6 +27,7 @@ def test_reconstruct_gives_every_view_a_camera_at_its_original_size(tiny_reconst
     assert rec.depth.shape == (S, 224, 224) and rec.world_points.shape == (S, 224, 224, 3)
     assert not rec.valid[1].all() and rec.valid[0].all() and (rec.depth_conf[~rec.valid] == 0).all()
     assert rec.anchors == [0, 1, 2, 3] and rec.report["compression"] == "none"
+    assert set(rec.report["inference_stages_s"]) == {"embed", "select", "trunk", "heads", "camera_head"}
     assert len(rec.gaussians) > 0 and torch.isfinite(rec.gaussians.means).all()
     assert rec.report["gaussians"]["source"] == "gaussian_head"
     assert any("random weights" in w for w in rec.report["warnings"])
@@ -41,6 +42,11 @@ def test_many_views_compress_to_anchors(tiny_reconstructor):
     assert len(rec.gaussians) <= 3 * 168 * 224
     assert np.isfinite(rec.world_to_camera).all() and rec.world_to_camera.shape == (10, 4, 4)
     assert set(rec.assignment) == set(rec.anchors)
+    stages = rec.report["inference_stages_s"]  # every stage of the compressed path ran and was timed
+    assert set(stages) == {"embed", "select", "zpressor", "trunk", "heads", "registration_trunk",
+                           "registration_heads", "camera_head"}  # fmt: skip
+    assert all(t >= 0 for t in stages.values())
+    assert sum(stages.values()) <= rec.report["timings_s"]["inference"]
 
 
 def test_given_poses_and_intrinsics_put_the_result_in_the_callers_frame(tiny_reconstructor, scene):
