@@ -2,12 +2,19 @@
 
 The database stays the source of truth: a waiter re-reads the row after waking, and waits time out, so a
 job changed by another process (shared PostgreSQL) is still seen, one poll interval later.
+
+Waiters use a :meth:`JobEvents.subscribe` subscription, registered *before* they read the row: a change
+published while the row is being read then wakes the next wait at once. (Registering only when starting
+to wait lost such changes, and a caller slept until its timeout: up to a second for a synchronous
+reconstruction, fifteen for a progress stream.)
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class JobEvents:
@@ -31,16 +38,44 @@ class JobEvents:
         for ev in self._waiters.get(job_id, ()):
             ev.set()
 
-    async def wait(self, job_id: str, timeout: float) -> bool:
-        """True if the job changed before ``timeout`` seconds passed."""
-        ev = asyncio.Event()
-        self._waiters[job_id].add(ev)
+    @contextmanager
+    def subscribe(self, job_id: str) -> Iterator[Subscription]:
+        """Listen for changes of ``job_id`` from now on (use on the event loop)::
+
+        with events.subscribe(job_id) as changes:
+            while True:
+                job = read_the_row()
+                ...
+                await changes.wait(timeout)
+        """
+        sub = Subscription()
+        self._waiters[job_id].add(sub.event)
         try:
-            await asyncio.wait_for(ev.wait(), timeout)
+            yield sub
+        finally:
+            self._waiters[job_id].discard(sub.event)
+            if not self._waiters[job_id]:
+                del self._waiters[job_id]
+
+    async def wait(self, job_id: str, timeout: float) -> bool:
+        """True if the job changed before ``timeout`` seconds passed (changes before the call are missed:
+        to read and then wait without a gap, use :meth:`subscribe`)."""
+        with self.subscribe(job_id) as sub:
+            return await sub.wait(timeout)
+
+
+class Subscription:
+    """Changes of one job since the subscription started or since the last :meth:`wait` returned."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> bool:
+        """True at once if the job changed since the last wait, else when it changes; False on timeout."""
+        try:
+            await asyncio.wait_for(self.event.wait(), timeout)
             return True
         except TimeoutError:
             return False
         finally:
-            self._waiters[job_id].discard(ev)
-            if not self._waiters[job_id]:
-                del self._waiters[job_id]
+            self.event.clear()

@@ -159,14 +159,15 @@ async def wait_until_done(store: JobStore, events: JobEvents, job_id: str, timeo
     """Wait for a job to reach a terminal state; returns the last snapshot (maybe still running)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while True:
-        job = await run_in_threadpool(store.get_job, job_id)
-        if job is None or job.terminal:
-            return job
-        left = deadline - loop.time()
-        if left <= 0:
-            return job
-        await events.wait(job_id, timeout=min(left, 1.0))
+    with events.subscribe(job_id) as changes:  # before the first read: no change can slip in between
+        while True:
+            job = await run_in_threadpool(store.get_job, job_id)
+            if job is None or job.terminal:
+                return job
+            left = deadline - loop.time()
+            if left <= 0:
+                return job
+            await changes.wait(timeout=min(left, 1.0))
 
 
 def delete_job(svc: Services, job_id: str) -> None:

@@ -97,24 +97,25 @@ async def reconstruction_events(
 
     async def stream() -> AsyncIterator[str]:
         last, n = None, 0
-        while True:
-            job = await run_in_threadpool(store.get_job, job_id)
-            if job is None:
-                yield f"event: deleted\ndata: {json.dumps({'id': job_id})}\n\n"
-                return
-            snapshot = (job.status, job.stage, round(job.progress, 3), job.error)
-            if snapshot != last:
-                n += 1
-                body = job_public(job).model_dump_json()
-                yield f"id: {n}\nevent: progress\ndata: {body}\n\n"
-                last = snapshot
-            if job.terminal:
-                yield f"event: done\ndata: {json.dumps({'id': job_id, 'status': job.status})}\n\n"
-                return
-            if await request.is_disconnected():
-                return
-            if not await events.wait(job_id, timeout=SSE_KEEPALIVE_S):
-                yield ": keep-alive\n\n"
+        with events.subscribe(job_id) as changes:  # before the first read: no change can slip in between
+            while True:
+                job = await run_in_threadpool(store.get_job, job_id)
+                if job is None:
+                    yield f"event: deleted\ndata: {json.dumps({'id': job_id})}\n\n"
+                    return
+                snapshot = (job.status, job.stage, round(job.progress, 3), job.error)
+                if snapshot != last:
+                    n += 1
+                    body = job_public(job).model_dump_json()
+                    yield f"id: {n}\nevent: progress\ndata: {body}\n\n"
+                    last = snapshot
+                if job.terminal:
+                    yield f"event: done\ndata: {json.dumps({'id': job_id, 'status': job.status})}\n\n"
+                    return
+                if await request.is_disconnected():
+                    return
+                if not await changes.wait(timeout=SSE_KEEPALIVE_S):
+                    yield ": keep-alive\n\n"
 
     return StreamingResponse(
         stream(),
