@@ -132,7 +132,7 @@ class ModelConfig:
 
 VGGT_1B = ModelConfig()
 
-_TINY_DPT = DPTConfig(features=32, out_channels=(32, 64, 64, 64), frames_chunk=8)
+_TINY_DPT = DPTConfig(features=32, out_channels=(32, 64, 64, 64), frames_chunk=2)
 
 TINY = ModelConfig(
     name="tiny",

@@ -5,6 +5,9 @@ A run lives in one folder::
     OUT/last.pt          latest checkpoint (model, optimizer, scheduler, RNG, step, elapsed time, config)
     OUT/log.csv          one row per step: losses, learning rate, gradient norm, batch shape, seconds
     OUT/val.csv          held-out validation metrics every ``val_every_s`` (see ``models.training.validate``)
+    OUT/snapshots/step_NNNNNNN.safetensors
+                         the model weights at each validation (weights only, ~22 MB for ``tiny``): the
+                         candidates the benchmark picks from, since ``last.pt`` moves on
     OUT/loss_curve.png   the learning curve, redrawn at every checkpoint
     OUT/config.json      the run's TrainConfig and model preset (for people; the checkpoint is authoritative)
 
@@ -152,9 +155,10 @@ class Trainer:
         return float(rows[-1]["elapsed_s"]) if rows else 0.0
 
     def run_validation(self) -> dict[str, float]:
-        """Score held-out scenes now and append a row to ``val.csv``."""
+        """Score held-out scenes now, append a row to ``val.csv`` and keep the weights as a snapshot."""
         res = validate(self.model, views=self.config.val_views)
         row = {"step": self.step, "elapsed_s": round(self.elapsed_s, 1), **res}
+        self.save_snapshot()
         path = self.out / "val.csv"
         new = not path.exists()
         self.out.mkdir(parents=True, exist_ok=True)
@@ -164,6 +168,18 @@ class Trainer:
                 w.writeheader()
             w.writerow(row)
         return row
+
+    def save_snapshot(self) -> Path:
+        """Write the current weights to ``snapshots/step_NNNNNNN.safetensors`` (what ``--export`` would
+        write from a checkpoint at this step), so a validated step can be shipped after training moved on."""
+        from models.checkpoint import save_weights
+
+        meta = {
+            "preset": self.model_config.name, "step": self.step,
+            "train_hours": round(self.elapsed_s / 3600, 3), "source": "onepass train",
+        }  # fmt: skip
+        path = self.out / "snapshots" / f"step_{self.step:07d}.safetensors"
+        return save_weights(self.model, path, metadata=meta)
 
     def _truncate_log(self, step: int) -> None:
         """Drop log and validation rows written after the checkpoint being resumed."""

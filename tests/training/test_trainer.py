@@ -110,6 +110,8 @@ def test_validation_and_export(tmp_path) -> None:
     assert torch.equal(before, torch.get_rng_state()) and trainer.model.training
     assert 0.0 <= res["auc30"] <= 1.0 and res["abs_rel_median"] > 0 and res["psnr"] > 0
     trainer.train(max_steps=1, progress=False)
+    snapshot = trainer.save_snapshot()
+    assert snapshot == tmp_path / "run" / "snapshots" / "step_0000001.safetensors"
     with pytest.raises(ValueError, match="above the 1000-byte limit"):
         export_weights(
             tmp_path / "run" / "last.pt", tmp_path / "w.safetensors", max_bytes=1000, model_config=MICRO
@@ -123,6 +125,8 @@ def test_validation_and_export(tmp_path) -> None:
     assert fmt == "safetensors" and meta["step"] == "1" and meta["preset"] == "tiny"
     mine = trainer.model.state_dict()
     assert sd.keys() == mine.keys() and all(torch.equal(sd[k], mine[k]) for k in sd)
+    snap, _, snap_meta = read_state_dict(snapshot)  # a snapshot is the same file as an export of that step
+    assert snap_meta == meta and all(torch.equal(snap[k], sd[k]) for k in sd)
 
 
 def test_prefetching_workers_render_the_same_batches() -> None:
