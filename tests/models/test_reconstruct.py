@@ -141,6 +141,19 @@ def test_non_finite_outputs_raise(tiny_model, scene):
         Reconstructor(model=broken).reconstruct(images_uint8(scene)[:2])
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_all_finite_catches_nan_and_both_infinities(dtype):
+    from models.reconstruct import _all_finite
+
+    x = torch.randn(4, 33, 17).to(dtype)
+    assert _all_finite(x) and _all_finite(x[:0])
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        for where in ((0, 0, 0), (3, 32, 16), (2, 5, 7)):
+            y = x.clone()
+            y[where] = bad
+            assert not _all_finite(y), (bad, where)
+
+
 def test_bad_inputs(tiny_reconstructor, scene):
     imgs = images_uint8(scene)
     with pytest.raises(ValueError, match="images is empty"):
