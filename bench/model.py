@@ -39,11 +39,15 @@ WHY_NOT_ONE_FIFTH = (
     "the support views' own work, the registration pass (frame blocks, and global blocks that attend "
     "to the anchors' keys) and their depth head, because every input view must still get a camera "
     "and a depth map. That work grows linearly with the views in both modes, while full attention "
-    "adds a quadratic trunk on top; for this small model the linear part is about a third of the "
-    "full-attention cost at 64 views, and the ratio keeps falling with more views (0.18 at 128). "
-    "Memory: both modes keep every view's outputs (depth, confidence, colours, points), and "
-    "PyTorch's CPU attention kernel is memory-efficient, so full attention is not quadratic in "
-    "memory either; the gap that remains is mostly the Gaussians (all views vs 8 anchors)."
+    "adds a quadratic trunk on top; for this small model the linear part is about a quarter of the "
+    "full-attention cost at 64 views, and the ratio keeps falling with more views (0.19 at 128). "
+    "Memory: both modes keep every view's outputs (depth, confidence, points: ~80 MB at 64 views), "
+    "the preprocessed images (~40 MB) and every view's patch tokens, and PyTorch's CPU attention "
+    "kernel is memory-efficient, so full attention is not quadratic in memory either; what separates "
+    "the two modes is mostly the Gaussians (all views vs 8 anchors) and the trunk's activations. "
+    "Since session 3 the DPT heads run 2 frames per call instead of 8 (no slower; measured in one "
+    "process: 64-view peak above baseline 343 → 268 MiB with ZPressor), and each run drops the "
+    "previous result before it starts, so a peak is one call's."
 )
 
 
@@ -95,6 +99,7 @@ def run_views_worker(spec: dict) -> dict:
     base = _rss_now()
     times, cpu, stages = [], [], []
     for _ in range(spec["repeats"]):
+        out = None  # drop the previous result first: the peak is one call's, not two results alive at once
         t0, c0 = time.perf_counter(), time.process_time()
         out = rec.reconstruct(images, max_anchors=spec["anchors"])
         times.append(time.perf_counter() - t0)

@@ -45,7 +45,15 @@ SECTION = "## Service"
 VIEWS, SIZE = 4, 224
 #: server configurations: batching on / off with one worker, and two CPU workers without batching
 MODES = ("on", "off", "workers2")
-SWEEP = [1, 4, 8]  # batch sizes of the in-process reconstruct_batch sweep
+SWEEP = [1, 4, 8]
+#: the job's timings (``GET /v1/reconstructions/{id}`` → ``timings``) kept per request
+JOB_STAGES = (
+    "queue_s",
+    "load_s",
+    "forward_s",
+    "write_s",
+    "total_s",
+)  # batch sizes of the in-process reconstruct_batch sweep
 LABELS = {
     "on": "batching on, 1 worker",
     "off": "batching off, 1 worker",
@@ -135,6 +143,7 @@ def load_level(
     options = json.dumps({"max_anchors": 8} | ({"outputs": outputs} if outputs else {}))
     latencies: list[float] = []
     batch_sizes: list[float] = []
+    job_timings: list[dict] = []  # the job's own stage timings, to say where the time outside the model goes
     errors: list[str] = []
     counter = iter(range(requests))
     lock = threading.Lock()
@@ -155,7 +164,9 @@ def load_level(
                 with lock:
                     if r.status_code == 200:
                         latencies.append(dt)
-                        batch_sizes.append(r.json()["job"]["timings"].get("batch_size", 1))
+                        timings = r.json()["job"]["timings"]
+                        batch_sizes.append(timings.get("batch_size", 1))
+                        job_timings.append(timings | {"latency_s": dt})
                     else:
                         errors.append(f"{r.status_code} {r.text[:200]}")
 
@@ -173,6 +184,13 @@ def load_level(
         "p50": percentile(latencies, 50),
         "p95": percentile(latencies, 95),
         "mean_batch": float(np.mean(batch_sizes)),
+        **{
+            f"job_{k}": float(np.median([t[k] for t in job_timings]))
+            for k in JOB_STAGES
+            if all(k in t for t in job_timings)
+        },
+        # HTTP, multipart parsing, checking the images, the job row and the answer: latency − the job's total
+        "job_outside_s": float(np.median([t["latency_s"] - t["total_s"] for t in job_timings])),
     }
 
 
@@ -368,6 +386,17 @@ def render_section(results: dict, levels: list[int], meta: dict) -> str:
         "runs. The service adds HTTP, decoding and checking the PNGs, the job row, the queue (and the "
         "batching wait window), writing cameras.json and its manifest."
     )
+    off1 = med["off"][1]
+    if "job_forward_s" in off1:
+        ms = {k: off1[f"job_{k}"] * 1e3 for k in (*JOB_STAGES, "outside_s")}
+        other = ms["total_s"] - sum(ms[k] for k in ("queue_s", "load_s", "forward_s", "write_s"))
+        lines.append(
+            "  Where one request's time goes (batching off, concurrency 1, medians of the job's own "
+            f"timings, ms): forward pass {ms['forward_s']:.0f} (the bare call: {bare['p50'] * 1e3:.0f}), "
+            f"decoding the stored PNGs {ms['load_s']:.0f}, queue {ms['queue_s']:.0f}, writing cameras.json "
+            f"{ms['write_s']:.0f}, other job bookkeeping {other:.0f}, and outside the job (HTTP, multipart "
+            f"parsing, checking every image, the job row, the answer) {ms['outside_s']:.0f}."
+        )
     if "full" in results:
         f, fb = results["full"], results["bare_full"]
         lines.append(
