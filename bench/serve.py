@@ -45,15 +45,9 @@ SECTION = "## Service"
 VIEWS, SIZE = 4, 224
 #: server configurations: batching on / off with one worker, and two CPU workers without batching
 MODES = ("on", "off", "workers2")
-SWEEP = [1, 4, 8]
+SWEEP = [1, 4, 8]  # batch sizes of the in-process reconstruct_batch sweep
 #: the job's timings (``GET /v1/reconstructions/{id}`` → ``timings``) kept per request
-JOB_STAGES = (
-    "queue_s",
-    "load_s",
-    "forward_s",
-    "write_s",
-    "total_s",
-)  # batch sizes of the in-process reconstruct_batch sweep
+JOB_STAGES = ("queue_s", "load_s", "forward_s", "write_s", "total_s")
 LABELS = {
     "on": "batching on, 1 worker",
     "off": "batching off, 1 worker",
@@ -389,7 +383,7 @@ def render_section(results: dict, levels: list[int], meta: dict) -> str:
     off1 = med["off"][1]
     if "job_forward_s" in off1:
         ms = {k: off1[f"job_{k}"] * 1e3 for k in (*JOB_STAGES, "outside_s")}
-        other = ms["total_s"] - sum(ms[k] for k in ("queue_s", "load_s", "forward_s", "write_s"))
+        other = ms["total_s"] - sum(ms[k] for k in JOB_STAGES if k != "total_s")
         lines.append(
             "  Where one request's time goes (batching off, concurrency 1, medians of the job's own "
             f"timings, ms): forward pass {ms['forward_s']:.0f} (the bare call: {bare['p50'] * 1e3:.0f}), "

@@ -174,11 +174,8 @@ class Trainer:
         write from a checkpoint at this step), so a validated step can be shipped after training moved on."""
         from models.checkpoint import save_weights
 
-        meta = {
-            "preset": self.model_config.name, "step": self.step,
-            "train_hours": round(self.elapsed_s / 3600, 3), "source": "onepass train",
-        }  # fmt: skip
         path = self.out / "snapshots" / f"step_{self.step:07d}.safetensors"
+        meta = weights_metadata(self.model_config.name, self.step, self.elapsed_s)
         return save_weights(self.model, path, metadata=meta)
 
     def _truncate_log(self, step: int) -> None:
@@ -343,6 +340,13 @@ class Trainer:
         return TrainSummary(done, self.step, self.elapsed_s, last_loss, self.checkpoint_path)
 
 
+def weights_metadata(preset: str, step: int, elapsed_s: float) -> dict[str, object]:
+    """The metadata a shipped weights file carries (exports and validation snapshots alike)."""
+    return {
+        "preset": preset, "step": step, "train_hours": round(elapsed_s / 3600, 3), "source": "onepass train",
+    }  # fmt: skip
+
+
 def export_weights(
     checkpoint: str | Path,
     out: str | Path,
@@ -361,10 +365,7 @@ def export_weights(
     model = build_model(model_config or data["preset"])
     check_compatible(data, checkpoint, data["preset"], model)
     model.load_state_dict(data["model"])
-    meta = {
-        "preset": data["preset"], "step": int(data["step"]),
-        "train_hours": round(float(data.get("elapsed_s", 0.0)) / 3600, 3), "source": "onepass train",
-    }  # fmt: skip
+    meta = weights_metadata(data["preset"], int(data["step"]), float(data.get("elapsed_s", 0.0)))
     path = save_weights(model, out, metadata=meta)
     size = path.stat().st_size
     if size > max_bytes:
