@@ -25,6 +25,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-steps", type=int, default=None, metavar="N", help="stop after N more steps")
     p.add_argument("--seed", type=int, default=0, help="run seed (new runs only; default 0)")
+    p.add_argument(
+        "--init-weights", default=None, metavar="FILE",
+        help="new run only: start from these .safetensors weights (e.g. the shipped ones) at the step they "
+        "record, with a fresh optimizer; how a run continues when its last.pt is gone",
+    )  # fmt: skip
+    p.add_argument(
+        "--init-step", type=int, default=None, metavar="N",
+        help="with --init-weights: the global step to continue from (default: the file's 'step' metadata)",
+    )  # fmt: skip
     p.add_argument("--threads", type=int, default=1, metavar="N", help="torch CPU threads (default 1)")
     p.add_argument(
         "--data-workers", type=int, default=0, metavar="N",
@@ -56,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--data-workers must be >= 0, got {args.data_workers}")
     if args.threads < 1:
         raise CommandError(f"--threads must be >= 1, got {args.threads}")
+    if args.init_step is not None and args.init_weights is None:
+        raise CommandError("--init-step needs --init-weights")
+    if args.init_weights is not None and args.resume:
+        raise CommandError("--init-weights starts a new run; it cannot be combined with --resume")
     torch.set_num_threads(args.threads)
     if args.export is not None:
         from pathlib import Path
@@ -79,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
                     f"--preset {args.preset!r} does not match the run in {args.out} ({have!r})"
                 )
         else:
-            config = TrainConfig(preset=args.preset or "tiny", seed=args.seed)
+            init = _init_options(args) if args.init_weights is not None else {}
+            config = TrainConfig(preset=args.preset or "tiny", seed=args.seed, **init)
             trainer = Trainer(args.out, config, data_workers=args.data_workers)
     except CheckpointError as e:
         raise CommandError(f"--{'resume' if args.resume else 'out'}: {e}") from e
@@ -90,3 +104,27 @@ def run(args: argparse.Namespace) -> int:
         f"training hours in total, last loss {summary.last_loss:.4f}, checkpoint {summary.checkpoint}"
     )
     return 0
+
+
+def _init_options(args: argparse.Namespace) -> dict[str, object]:
+    """``TrainConfig`` fields for ``--init-weights``: the file and the step to continue from."""
+    from models.checkpoint import read_state_dict
+
+    try:
+        _, _, meta = read_state_dict(args.init_weights)
+    except (FileNotFoundError, ValueError) as e:
+        raise CommandError(f"--init-weights: {e}") from e
+    have = meta.get("preset")
+    if have is not None and args.preset is not None and have != args.preset:
+        raise CommandError(f"--init-weights: {args.init_weights} holds preset {have!r}, not {args.preset!r}")
+    step = args.init_step
+    if step is None:
+        try:
+            step = int(meta["step"])
+        except (KeyError, ValueError):
+            raise CommandError(
+                f"--init-weights: {args.init_weights} records no training step; pass --init-step N"
+            ) from None
+    if step < 0:
+        raise CommandError(f"--init-step must be >= 0, got {step}")
+    return {"init_weights": str(args.init_weights), "init_step": step}

@@ -34,6 +34,11 @@ class TrainConfig:
     #: recompute trunk blocks in backward to save memory (VGGT does on GPUs); off: the CPU has RAM to spare
     gradient_checkpointing: bool = False
     val_views: int = 4
+    #: warm start: a new run that begins from these weights (``.safetensors``) at global step ``init_step``
+    #: with a fresh optimizer, re-warmed over ``rewarm_steps`` (see ``Trainer``); None: a run from scratch
+    init_weights: str | None = None
+    init_step: int = 0
+    rewarm_steps: int = 300
     stages: tuple[Stage, ...] = DEFAULT_STAGES
     weights: LossWeights = field(default_factory=LossWeights)
 
@@ -44,6 +49,12 @@ class TrainConfig:
             raise ValueError(
                 f"total_steps ({self.total_steps}) must exceed warmup_steps ({self.warmup_steps})"
             )
+        if self.init_step < 0 or self.rewarm_steps < 0:
+            raise ValueError(
+                f"init_step and rewarm_steps must be >= 0, got {self.init_step}, {self.rewarm_steps}"
+            )
+        if self.init_step > 0 and self.init_weights is None:
+            raise ValueError("init_step needs init_weights (the weights that reached that step)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

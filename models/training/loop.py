@@ -11,6 +11,10 @@ A run lives in one folder::
     OUT/loss_curve.png   the learning curve, redrawn at every checkpoint
     OUT/config.json      the run's TrainConfig and model preset (for people; the checkpoint is authoritative)
 
+A new run may warm-start from an earlier run's shipped weights (``TrainConfig.init_weights``): it begins at
+that run's step (``init_step``, so the curriculum and schedule carry on) with a fresh optimizer whose rate
+is re-warmed over ``rewarm_steps``. That is how a run continues when its ``last.pt`` is gone.
+
 ``Trainer(out, config)`` refuses a folder that already holds a checkpoint unless ``resume=True``; with
 ``resume=True`` it continues from ``last.pt`` exactly: the same step plans, optimizer moments, schedule and
 RNG state, so ``N`` steps straight equal ``N/2`` + resume + ``N/2`` bit for bit (on the same machine and
@@ -116,14 +120,19 @@ class Trainer:
         self.model.train()
         self.model.aggregator.gradient_checkpointing = self.config.gradient_checkpointing
         self.optimizer = build_optimizer(self.model, self.config)
+        warm = self.config.init_weights is not None
         self.scheduler = make_scheduler(
             self.optimizer,
             warmup_steps=self.config.warmup_steps,
             total_steps=self.config.total_steps,
             min_ratio=self.config.min_lr_ratio,
+            start_step=self.config.init_step,
+            rewarm_steps=self.config.rewarm_steps if warm else 0,
         )
-        self.step = 0
+        self.step = self.config.init_step
         self.elapsed_s = 0.0
+        if warm and data is None:
+            self.elapsed_s = self._warm_start(self.config.init_weights)
         self.batches = BatchSource(self.plan, data_workers)
         if data is not None:
             check_compatible(data, ckpt_path, self.model_config.name, self.model)
@@ -134,6 +143,24 @@ class Trainer:
             self.step = int(data["step"])
             self.elapsed_s = float(data.get("elapsed_s", 0.0))
             self._truncate_log(self.step)
+
+    def _warm_start(self, path: str) -> float:
+        """Load an earlier run's weights strictly; returns its training seconds (so hours keep adding up)."""
+        from models.checkpoint import CheckpointMismatchError, compare_state_dict, read_state_dict
+
+        try:
+            sd, _, meta = read_state_dict(path)
+            missing, unexpected, mismatched = compare_state_dict(self.model, sd)
+            if missing or unexpected or mismatched:
+                raise CheckpointMismatchError(path, missing, unexpected, mismatched)
+        except (FileNotFoundError, ValueError) as e:
+            raise CheckpointError(f"init weights: {e}") from e
+        with torch.no_grad():  # copy into the existing parameters (the optimizer holds them)
+            self.model.load_state_dict(sd, strict=True)
+        try:
+            return 3600.0 * float(meta.get("train_hours", 0.0))
+        except ValueError:
+            return 0.0
 
     # ------------------------------------------------------------------------------------------ files
     @property

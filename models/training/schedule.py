@@ -1,5 +1,8 @@
 """Learning-rate schedule: linear warmup, then cosine decay to ``min_ratio · peak`` at ``total_steps``.
 
+A run warm-started from an earlier run's weights joins the schedule at that run's step, with a short
+linear re-warmup (its optimizer moments start from zero).
+
 Expressed as a ``LambdaLR`` multiplier so the scheduler's state (its step count) is saved and restored with
 the optimizer; after ``total_steps`` the rate stays at the floor (long background runs simply continue).
 """
@@ -23,12 +26,29 @@ def lr_multiplier(step: int, *, warmup_steps: int, total_steps: int, min_ratio: 
 
 
 def make_scheduler(
-    optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int, min_ratio: float = 0.05
+    optimizer: torch.optim.Optimizer,
+    *,
+    warmup_steps: int,
+    total_steps: int,
+    min_ratio: float = 0.05,
+    start_step: int = 0,
+    rewarm_steps: int = 0,
 ) -> torch.optim.lr_scheduler.LambdaLR:
+    """The schedule as a ``LambdaLR``; its own counter ``i`` is steps taken by this optimizer.
+
+    A warm-started run (weights from an earlier run, fresh optimizer) begins at global step ``start_step``:
+    the rate follows the schedule at ``start_step + i``, ramped up linearly over ``rewarm_steps`` so
+    Adam's new moments settle before full-size updates.
+    """
     if total_steps <= warmup_steps:
         raise ValueError(f"total_steps ({total_steps}) must exceed warmup_steps ({warmup_steps})")
+    if start_step < 0 or rewarm_steps < 0:
+        raise ValueError(f"start_step and rewarm_steps must be >= 0, got {start_step}, {rewarm_steps}")
 
-    def fn(step: int) -> float:
-        return lr_multiplier(step, warmup_steps=warmup_steps, total_steps=total_steps, min_ratio=min_ratio)
+    def fn(i: int) -> float:
+        base = lr_multiplier(
+            start_step + i, warmup_steps=warmup_steps, total_steps=total_steps, min_ratio=min_ratio
+        )
+        return base * min(1.0, (i + 1) / rewarm_steps) if rewarm_steps > 0 else base
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)

@@ -37,3 +37,18 @@ def test_train_one_step_resume_refusals_and_export(tmp_path, capsys) -> None:
     trained = torch.load(run / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(v, trained[k]) for k, v in model.state_dict().items())
     assert out.stat().st_size < 25_000_000
+
+    # Warm start: a new run from the exported weights continues at the step they record.
+    warm = tmp_path / "warm"
+    args = ["train", "--out", str(warm), "--init-weights", str(out), "--max-steps", "1", "--no-progress"]
+    assert main(args) == 0
+    assert "preset tiny, step 1," in capsys.readouterr().out
+    with (warm / "log.csv").open() as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["step"] == "2"
+    assert main(["train", "--resume", "--out", str(warm), "--init-weights", str(out)]) == 2
+    assert "cannot be combined with --resume" in capsys.readouterr().err
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"junk")
+    assert main(["train", "--out", str(tmp_path / "w2"), "--init-weights", str(junk)]) == 2
+    assert "--init-weights:" in capsys.readouterr().err and not (tmp_path / "w2" / "last.pt").exists()

@@ -146,3 +146,27 @@ def test_prefetching_workers_render_the_same_batches() -> None:
         source.close()
     with pytest.raises(ValueError, match="workers must be >= 0"):
         BatchSource(plan_of, workers=-1)
+
+
+def test_warm_start_continues_from_weights_at_their_step(tmp_path) -> None:
+    from models.checkpoint import save_weights
+    from models.training.schedule import lr_multiplier
+
+    first = Trainer(tmp_path / "a", micro_train_config(render=0.0), model_config=MICRO)
+    first.train(max_steps=3, progress=False)
+    weights = save_weights(first.model, tmp_path / "w.safetensors", metadata={"train_hours": 0.5})
+    cfg = micro_train_config(render=0.0, init_weights=str(weights), init_step=3, rewarm_steps=4)
+    warm = Trainer(tmp_path / "b", cfg, model_config=MICRO)
+    assert warm.step == 3 and warm.elapsed_s >= 1800.0
+    assert all(torch.equal(v, first.model.state_dict()[k]) for k, v in warm.model.state_dict().items())
+    assert warm.plan(3) == first.plan(3)  # the curriculum carries on where the weights left off
+    peak = lr_multiplier(3, warmup_steps=2, total_steps=100, min_ratio=cfg.min_lr_ratio) * cfg.lr
+    assert warm.optimizer.param_groups[0]["lr"] == pytest.approx(peak / 4)  # re-warm: 1/4 of the rate
+    warm.train(max_steps=2, progress=False)
+    resumed = Trainer(tmp_path / "b", model_config=MICRO, resume=True)  # resumes like any run
+    assert resumed.step == 5 and resumed.config.init_step == 3
+
+    with pytest.raises(CheckpointError, match="init weights: .*does not match the architecture"):
+        Trainer(tmp_path / "c", cfg, model_config=MICRO.with_(embed_dim=48))
+    with pytest.raises(ValueError, match="init_step needs init_weights"):
+        micro_train_config(init_step=3)
