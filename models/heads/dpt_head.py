@@ -53,21 +53,33 @@ def sincos_embed(coords: Tensor, dim: int, omega0: float = 100.0) -> Tensor:
 
 
 @functools.lru_cache(maxsize=32)
-def _uv_embedding(h: int, w: int, dim: int, aspect: float, ratio: float, device: torch.device) -> Tensor:
+def _uv_embedding(
+    h: int, w: int, dim: int, aspect: float, ratio: float, device: torch.device, channels_last: bool = False
+) -> Tensor:
     """``[1, dim, h, w]`` float32 uv embedding, cached: the heads ask for the same few sizes every call.
 
-    Built as an ordinary constant (not an inference-mode tensor) so training and inference can share it.
+    Built as an ordinary constant (not an inference-mode tensor) so training and inference can share it;
+    ``channels_last`` gives it the maps' own layout (a mixed-layout broadcast add is several times slower).
     """
     with torch.inference_mode(False), torch.no_grad():
-        emb = sincos_embed(uv_grid(w, h, aspect, device=device), dim) * ratio
+        emb = sincos_embed(uv_grid(w, h, aspect, device=device), dim) * ratio  # [h, w, dim]
+        if channels_last:
+            return emb[None].permute(0, 3, 1, 2)  # NHWC storage viewed as NCHW
         return emb.permute(2, 0, 1)[None].contiguous()
 
 
-def uv_pos_embed(x: Tensor, image_w: int, image_h: int, ratio: float = 0.1) -> Tensor:
-    """Add the parameter-free uv embedding to maps ``x [N, D, h', w']`` of an ``image_h×image_w`` image."""
+def uv_pos_embed(
+    x: Tensor, image_w: int, image_h: int, ratio: float = 0.1, *, inplace: bool = False
+) -> Tensor:
+    """Add the parameter-free uv embedding to maps ``x [N, D, h', w']`` of an ``image_h×image_w`` image.
+
+    ``inplace`` adds into ``x`` (for a fresh temporary whose producer's backward does not need it: saves a
+    full-resolution allocation, which on the CPU costs more than the addition).
+    """
     h, w = x.shape[-2:]
-    emb = _uv_embedding(h, w, x.shape[1], image_w / image_h, ratio, x.device)
-    return x + emb.to(x.dtype)
+    nhwc = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    emb = _uv_embedding(h, w, x.shape[1], image_w / image_h, ratio, x.device, nhwc).to(x.dtype)
+    return x.add_(emb) if inplace else x + emb
 
 
 # ------------------------------------------------------------------------------------------- fusion
@@ -119,7 +131,9 @@ class _Scratch(nn.Module):
         else:
             self.output_conv1 = nn.Conv2d(features, features // 2, 3, padding=1)
             self.output_conv2 = nn.Sequential(
-                nn.Conv2d(features // 2, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, output_dim, 1)
+                nn.Conv2d(features // 2, 32, 3, padding=1),
+                nn.ReLU(inplace=True),  # on the conv's fresh output: no second full-resolution map
+                nn.Conv2d(32, output_dim, 1),
             )
 
 
@@ -180,10 +194,12 @@ class DPTHead(nn.Module):
         feats = []
         for k, t in enumerate(layers):
             x = self.norm(t[:, :, patch_start:].reshape(B * S, h * w, -1))
-            x = x.transpose(1, 2).reshape(B * S, -1, h, w)
+            # [N, h, w, C] viewed as NCHW in channels-last strides (no copy): the convolutions then stay
+            # channels-last, oneDNN's faster layout on the CPU, down to the output's channels-last permute
+            x = x.reshape(B * S, h, w, -1).permute(0, 3, 1, 2)
             x = self.projects[k](x)
             if self.use_pos_embed:
-                x = uv_pos_embed(x, W, H)
+                x = uv_pos_embed(x, W, H, inplace=True)
             feats.append(self.resize_layers[k](x))
         sc = self.scratch
         l1, l2, l3, l4 = (getattr(sc, f"layer{k + 1}_rn")(f) for k, f in enumerate(feats))
@@ -194,7 +210,7 @@ class DPTHead(nn.Module):
         out = sc.output_conv1(out)
         out = F.interpolate(out, size=(H, W), mode="bilinear", align_corners=True)
         if self.use_pos_embed:
-            out = uv_pos_embed(out, W, H)
+            out = uv_pos_embed(out, W, H, inplace=True)
         if not hasattr(sc, "output_conv2"):
             return out.view(B, S, *out.shape[1:])
         out = sc.output_conv2(out)  # [B·S, out, H, W]
