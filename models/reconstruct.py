@@ -104,7 +104,8 @@ class Reconstruction:
         K: ``[S, 3, 3]`` float64 at each input image's original size (pixel centres at +0.5).
         image_hw: original ``(H, W)`` per view.
         depth: ``[S, h, w]`` float32 z-depth; ``depth_conf`` ``[S, h, w]`` (> 1; 0 on padding).
-        world_points: ``[S, h, w, 3]`` float32 from depth + camera; ``points_conf`` ``[S, h, w]``.
+        world_points: ``[S, h, w, 3]`` float32 from depth + camera; ``points_conf`` ``[S, h, w]``, the
+            same array as ``depth_conf`` (the points' confidence is their depth's).
         colors: ``[S, h, w, 3]`` float32 in [0, 1], the model-input RGB.
         valid: ``[S, h, w]`` bool, False on padding added for mixed image sizes.
         K_model: ``[S, 3, 3]`` float64 intrinsics of the ``h×w`` maps.
@@ -226,7 +227,10 @@ class Reconstructor:
             t0 = time.perf_counter()
             if self.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(self.device)
-            batch = torch.stack([prepared[i]["images"] for i in idx]).to(self.device)
+            # one scene: a view, not a copy; several: the stack replaces the scenes' own tensors
+            scenes = [prepared[i].pop("images") for i in idx]
+            batch = (scenes[0][None] if len(scenes) == 1 else torch.stack(scenes)).to(self.device)
+            del scenes
             anchor_points = [
                 None if prepared[i]["poses"] is None else camera_centers(prepared[i]["poses"]).float()
                 for i in idx
@@ -290,15 +294,16 @@ class Reconstructor:
         w2c, K_model, depth_scale, intrinsics_source, poses_info = self._cameras(
             prep, pose_enc, (H, W), warnings
         )
-        depth = depth * depth_scale
-        depth = torch.where(valid, depth, torch.zeros(()))
-        conf = torch.where(valid, conf, torch.zeros(()))
-        points = torch.cat(  # float32, a few views at a time: bounds the temporaries for many views
-            [
-                unproject_depth(depth[i : i + 8], K_model[i : i + 8].float(), w2c[i : i + 8].float())
-                for i in range(0, S, 8)
-            ]
-        )
+        # in place (on the CPU these are views of the network's output, which nothing reads after this):
+        # they are inference tensors, which only inference mode may update
+        with torch.inference_mode():
+            depth = depth.mul_(depth_scale).masked_fill_(~valid, 0.0)
+            conf = conf.masked_fill_(~valid, 0.0)
+        points = torch.empty(S, H, W, 3)  # float32, filled a few views at a time: bounded temporaries
+        for i in range(0, S, 8):
+            points[i : i + 8] = unproject_depth(
+                depth[i : i + 8], K_model[i : i + 8].float(), w2c[i : i + 8].float()
+            )
         colors = images.permute(0, 2, 3, 1).float().cpu()
 
         anchors = out.anchors[b].cpu()
@@ -379,7 +384,7 @@ class Reconstructor:
             depth=depth.numpy(),
             depth_conf=conf.numpy(),
             world_points=points.numpy(),
-            points_conf=conf.numpy().copy(),
+            points_conf=conf.numpy(),  # the same array: points are depth + camera, so is their confidence
             colors=colors.numpy(),
             valid=valid.numpy(),
             K_model=K_model.numpy(),

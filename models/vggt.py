@@ -252,8 +252,9 @@ class VGGT(nn.Module):
         N = anchors.shape[1]
         supports = support_views(anchors, S)  # [B, S − N]
         b_idx = torch.arange(B, device=dev)[:, None]
-        anchor_tokens = tokens[b_idx, anchors]
+        anchor_tokens = tokens if N == S else tokens[b_idx, anchors]  # anchors == arange(S) when N == S
         support_tokens = tokens[b_idx, supports]
+        del tokens  # the two gathers are copies: keep one set of every view's tokens, not two
         clock.lap("select")
         mode = "none"
         if supports.shape[1] > 0:
