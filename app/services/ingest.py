@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -25,6 +27,8 @@ from app.services.video import extract_frames
 
 FILES_FIELD = "files"
 OPTIONS_FIELD = "options"
+#: decoded pixels an upload may keep for its worker (beyond this, the worker reads the files again)
+DECODED_MAX_BYTES = 64 * 2**20
 
 
 @dataclass
@@ -34,6 +38,9 @@ class Scene:
     images_dir: Path
     image_names: list[str]
     name: str | None = None
+    #: the images as the model reads them, when the upload was asked to keep them (``ingest_upload``'s
+    #: ``decode``) and they fit in :data:`DECODED_MAX_BYTES`; None otherwise
+    decoded: list[Any] | None = None
 
 
 def parse_options(text: str | None, where: str = OPTIONS_FIELD) -> ReconstructionOptions:
@@ -60,17 +67,31 @@ def zip_limits(settings: Settings, max_entries: int) -> ZipLimits:
     )
 
 
-def _place_images(sources: list[tuple[Path, str]], out_dir: Path, settings: Settings) -> list[str]:
-    """Check each (path, client-visible name) and move it to ``out_dir`` under a safe, unique name."""
+def _place_images(
+    sources: list[tuple[Path, str]],
+    out_dir: Path,
+    settings: Settings,
+    decode: Callable[[Any], Any] | None = None,
+) -> tuple[list[str], list[Any] | None]:
+    """Check each (path, client-visible name) and move it to ``out_dir`` under a safe, unique name.
+
+    Returns the names and, with ``decode``, the decoded images (None once they pass
+    :data:`DECODED_MAX_BYTES`: a large upload is not held in memory).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = []
+    names: list[str] = []
+    decoded: list[Any] | None = [] if decode is not None else None
+    size = 0
     for i, (path, shown) in enumerate(sources):
-        info = check_image(path, shown, settings.max_pixels)
+        info = check_image(path, shown, settings.max_pixels, decode if decoded is not None else None)
         names.append(safe_name(shown, i, IMAGE_FORMATS[info.format]))
+        if decoded is not None:
+            size += getattr(info.pixels, "nbytes", 0)
+            decoded = decoded + [info.pixels] if size <= DECODED_MAX_BYTES else None
     names = unique_names(names)
     for (path, _), name in zip(sources, names, strict=True):
         os.replace(path, out_dir / name)
-    return names
+    return names, decoded
 
 
 def _image_entries(entries: list[ExtractedEntry], zip_name: str) -> list[tuple[Path, str]]:
@@ -96,11 +117,18 @@ def check_fields(form: ReceivedForm) -> None:
 
 
 def ingest_upload(
-    form: ReceivedForm, work: Path, settings: Settings, options: ReconstructionOptions, *, max_images: int
+    form: ReceivedForm,
+    work: Path,
+    settings: Settings,
+    options: ReconstructionOptions,
+    *,
+    max_images: int,
+    decode: Callable[[Any], Any] | None = None,
 ) -> Scene:
     """Check a reconstruction upload (images, one zip or one video) → the scene in ``work/images``.
 
-    ``work`` is the upload's private folder (the parts are already in it).
+    ``work`` is the upload's private folder (the parts are already in it). With ``decode`` (a decoded
+    PIL image → the model's pixels) the scene keeps the pixels the check decoded (``Scene.decoded``).
     """
     check_fields(form)
     files = form.files
@@ -149,7 +177,8 @@ def ingest_upload(
         options.check_counts(len(sources))
     except ValueError as e:
         raise ApiError(422, str(e)) from e
-    return Scene(images_dir, _place_images(sources, images_dir, settings))
+    names, decoded = _place_images(sources, images_dir, settings, decode)
+    return Scene(images_dir, names, decoded=decoded)
 
 
 def group_scenes(entries: list[ExtractedEntry], zip_name: str) -> dict[str, list[ExtractedEntry]]:
@@ -192,7 +221,7 @@ def ingest_batch_zip(
         if not sources:
             raise ApiError(422, f"scene '{name}' in '{f.filename}' holds no images")
         scene_dir = work / f"scene-{k:04d}"
-        scenes.append(Scene(scene_dir, _place_images(sources, scene_dir, settings), name))
+        scenes.append(Scene(scene_dir, _place_images(sources, scene_dir, settings)[0], name))
     return scenes, options
 
 
@@ -234,4 +263,4 @@ def ingest_batch_folder(root: Path, folder: str, dest: Path, settings: Settings)
             while block := a.read(1 << 20):
                 b.write(block)
         staged.append((tmp, f"{folder}/{p.name}"))
-    return Scene(dest / "images", _place_images(staged, dest / "images", settings), folder)
+    return Scene(dest / "images", _place_images(staged, dest / "images", settings)[0], folder)

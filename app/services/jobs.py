@@ -128,9 +128,19 @@ def create_job(
 
 
 async def accept_upload(
-    request: Request, svc: Services, *, max_images: int, priority: int, idempotency_key: str | None
+    request: Request,
+    svc: Services,
+    *,
+    max_images: int,
+    priority: int,
+    idempotency_key: str | None,
+    hand_over_pixels: bool = False,
 ) -> tuple[JobRecord, bool]:
-    """Receive, check and queue one reconstruction upload; returns (job, replayed)."""
+    """Receive, check and queue one reconstruction upload; returns (job, replayed).
+
+    ``hand_over_pixels`` (the synchronous route, whose job runs next) keeps the pixels the check decoded
+    and gives them to this process's workers, so the job does not decode its images a second time.
+    """
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
         raise ApiError(422, "Idempotency-Key must be 1-255 characters")
     work = await run_in_threadpool(svc.files.new_upload_dir)
@@ -143,12 +153,15 @@ async def accept_upload(
             existing = await run_in_threadpool(svc.store.find_by_idempotency_key, idempotency_key)
             if existing is not None:
                 return _replay(existing, fp, idempotency_key), True
+        decode = pipeline.decode_loaded if hand_over_pixels else None
         scene = await run_in_threadpool(
-            lambda: ingest_upload(form, work, svc.settings, options, max_images=max_images)
+            lambda: ingest_upload(form, work, svc.settings, options, max_images=max_images, decode=decode)
         )
         job, replayed = await run_in_threadpool(
             lambda: create_job(svc, scene, stored, priority=priority, idempotency_key=idempotency_key, fp=fp)
         )
+        if scene.decoded is not None and not replayed:
+            svc.pool.hand_over_pixels(job.id, scene.decoded)
         svc.pool.wake()
         return job, replayed
     finally:

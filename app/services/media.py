@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
@@ -58,10 +60,16 @@ class ImageInfo:
     width: int
     height: int
     format: str  # JPEG, PNG or WEBP
+    pixels: Any = None  # what ``check_image``'s ``decode`` made of the decoded image, if it was given one
 
 
-def check_image(path: Path, name: str, max_pixels: int) -> ImageInfo:
+def check_image(
+    path: Path, name: str, max_pixels: int, decode: Callable[[Image.Image], Any] | None = None
+) -> ImageInfo:
     """Open ``path`` (shown to the client as ``name``) and check it end to end.
+
+    ``decode``, if given, is applied to the fully decoded image and its result kept in
+    :attr:`ImageInfo.pixels` (the synchronous route hands the pixels to the worker: no second decode).
 
     Raises :class:`ApiError` 415 (not an accepted image format), 413 (more than ``max_pixels`` pixels or a
     decompression bomb) or 422 (a truncated or corrupt image).
@@ -90,7 +98,7 @@ def check_image(path: Path, name: str, max_pixels: int) -> ImageInfo:
             im.load()
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
             raise ApiError(422, f"'{name}' is a corrupt or truncated image: {e}") from e
-        return ImageInfo(w, h, im.format)
+        return ImageInfo(w, h, im.format, None if decode is None else decode(im))
 
 
 def safe_name(filename: str, index: int, suffix: str | None = None) -> str:

@@ -77,12 +77,32 @@ def model_input_hw(image_hw: Sequence[tuple[int, int]], width: int, patch: int) 
     return max(heights), width
 
 
-def prepare(reconstructor: Any, job_id: str, paths: Sequence[Path], options: dict[str, Any]) -> JobInput:
-    """Decode a scene's images and wrap them as one batchable input (key and token count included)."""
+def decode_loaded(image: Any) -> np.ndarray:
+    """A decoded PIL image → the model's pixels, exactly as ``models.preprocess.load_image`` makes them
+    from the file (EXIF orientation applied, converted to ``[H, W, 3]`` uint8 RGB)."""
+    from PIL import ImageOps
+
+    from models.preprocess import pil_to_rgb
+
+    return pil_to_rgb(ImageOps.exif_transpose(image))
+
+
+def prepare(
+    reconstructor: Any,
+    job_id: str,
+    paths: Sequence[Path],
+    options: dict[str, Any],
+    decoded: Sequence[np.ndarray] | None = None,
+) -> JobInput:
+    """Decode a scene's images (or take ``decoded``, the same pixels kept from the upload's check) and
+    wrap them as one batchable input (key and token count included)."""
     from models import ReconstructionInput
     from models.preprocess import load_image
 
-    images = [load_image(p) for p in paths]
+    if decoded is not None and len(decoded) == len(paths):
+        images = list(decoded)
+    else:
+        images = [load_image(p) for p in paths]
     cfg = reconstructor.cfg
     width = options.get("resolution") or cfg.input_width
     height, width = model_input_hw([im.shape[:2] for im in images], width, cfg.patch_size)

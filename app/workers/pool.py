@@ -13,6 +13,7 @@ import asyncio
 import logging
 import shutil
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ from app.jobs.events import JobEvents
 from app.jobs.files import JobFiles
 from app.services import pipeline
 from app.services.render_cache import SceneCache
+
+#: jobs whose upload-decoded pixels the pool keeps at once (the synchronous route's jobs run next)
+MAX_HANDED_OVER = 8
 
 log = logging.getLogger("onepass.workers")
 
@@ -97,6 +101,8 @@ class WorkerPool:
             max(1, len(self.workers)) * (settings.max_batch_scenes if self.batching else 1) + 1
         )
         self._inflight: dict[asyncio.Task, str] = {}  # task → job id
+        #: job id → pixels decoded at upload (synchronous route), taken by the job; oldest dropped first
+        self._pixels: OrderedDict[str, list[Any]] = OrderedDict()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
@@ -187,6 +193,13 @@ class WorkerPool:
 
     # ---- jobs ------------------------------------------------------------------------------------------
 
+    def hand_over_pixels(self, job_id: str, images: list[Any]) -> None:
+        """Keep a queued job's decoded images for its worker (see ``accept_upload``). At most
+        :data:`MAX_HANDED_OVER` jobs' worth: one that never runs (cancelled) is dropped in time."""
+        self._pixels[job_id] = images
+        while len(self._pixels) > MAX_HANDED_OVER:
+            self._pixels.popitem(last=False)
+
     def _publish(self, job_id: str) -> None:
         self.events.publish(job_id)
 
@@ -228,7 +241,9 @@ class WorkerPool:
         try:
             rec = self._any_ready().reconstructor
             paths = [self.files.inputs_dir(job.id) / name for name in job.image_names]
-            inp = await self._io(pipeline.prepare, rec, job.id, paths, job.options)
+            pixels = self._pixels.pop(job.id, None)
+            inp = await self._io(pipeline.prepare, rec, job.id, paths, job.options, pixels)
+            del pixels
             timings["load_s"] = round(time.perf_counter() - t0, 4)
             if not await self._progress(job.id, "waiting", 0.15):
                 return
@@ -303,6 +318,7 @@ class WorkerPool:
         return min(ready, key=lambda w: len(w.scenes) if w.scenes is not None else 0)
 
     def forget_scene(self, job_id: str) -> None:
+        self._pixels.pop(job_id, None)
         for w in self.workers:
             if w.scenes is not None:
                 w.scenes.discard(job_id)

@@ -120,3 +120,60 @@ def test_video_frames_at_fps_and_capped(tmp_path: Path) -> None:
     with pytest.raises(ApiError, match="'broken.mp4' is not a video") as e:
         extract_frames(broken, "broken.mp4", tmp_path / "i", fps=2, max_frames=4, max_pixels=10**6)
     assert e.value.status == 422
+
+
+def _odd_images(folder: Path) -> list[Path]:
+    """Images whose pixels need converting: gray, 16-bit, RGBA, palette, CMYK JPEG, EXIF-rotated JPEG."""
+    rgb = np.stack(
+        [*np.meshgrid(np.arange(30) * 8, np.arange(20) * 12, indexing="xy"), np.full((20, 30), 90)], -1
+    )
+    rgb = rgb.astype(np.uint8)
+    rgba = np.concatenate([rgb, np.full((20, 30, 1), 255, np.uint8)], -1)
+    rgba[:5, :, 3] = 0
+    saved = {
+        "gray.png": Image.fromarray(rgb).convert("L"),
+        "g16.png": Image.fromarray((np.arange(600, dtype=np.uint16).reshape(20, 30) * 100).astype(np.uint16)),
+        "rgba.png": Image.fromarray(rgba, "RGBA"),
+        "pal.png": Image.fromarray(rgb).convert("P"),
+        "cmyk.jpg": Image.fromarray(rgb).convert("CMYK"),
+    }
+    for name, im in saved.items():
+        im.save(folder / name)
+    rotated = Image.fromarray(rgb)
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # "rotate 90° CW to display"
+    rotated.save(folder / "rot.jpg", exif=exif)
+    return [folder / n for n in (*saved, "rot.jpg")]
+
+
+def test_pixels_decoded_by_the_check_are_the_models_own(tmp_path: Path) -> None:
+    """The synchronous route hands the check's decoded pixels to the worker instead of the files: they
+    must be exactly what the model's own loader makes of the files."""
+    from app.services.pipeline import decode_loaded
+    from models.preprocess import load_image
+
+    for path in _odd_images(tmp_path):
+        info = check_image(path, path.name, max_pixels=10**6, decode=decode_loaded)
+        expected = load_image(path)
+        assert info.pixels.dtype == np.uint8 and info.pixels.shape == expected.shape, path.name
+        np.testing.assert_array_equal(info.pixels, expected, err_msg=path.name)
+    assert check_image(path, path.name, max_pixels=10**6).pixels is None  # nothing kept unless asked
+
+
+def test_an_upload_keeps_decoded_pixels_only_within_the_cap(tmp_path: Path, monkeypatch) -> None:
+    from app.core.config import Settings
+    from app.services import ingest
+    from app.services.pipeline import decode_loaded
+
+    sources = []
+    for i in range(3):
+        p = tmp_path / f"in{i}.png"
+        p.write_bytes(image_bytes(40, 30))
+        sources.append((p, f"view{i}.png"))
+    names, pixels = ingest._place_images(sources, tmp_path / "a", Settings(), decode_loaded)
+    assert names == ["view0.png", "view1.png", "view2.png"] and [a.shape for a in pixels] == [(30, 40, 3)] * 3
+    for p, _ in sources:  # the first call moved them into place
+        p.write_bytes(image_bytes(40, 30))
+    monkeypatch.setattr(ingest, "DECODED_MAX_BYTES", 2 * 40 * 30 * 3)  # room for two of the three
+    names, pixels = ingest._place_images(sources, tmp_path / "b", Settings(), decode_loaded)
+    assert len(names) == 3 and pixels is None and len(list((tmp_path / "b").iterdir())) == 3

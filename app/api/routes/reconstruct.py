@@ -53,6 +53,7 @@ async def reconstruct_now(
         max_images=settings.sync_max_images,
         priority=1,
         idempotency_key=idempotency_key,
+        hand_over_pixels=True,
     )
     location = f"/v1/reconstructions/{job.id}"
     response.headers["Location"] = location
