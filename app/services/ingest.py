@@ -86,8 +86,10 @@ def _place_images(
         info = check_image(path, shown, settings.max_pixels, decode if decoded is not None else None)
         names.append(safe_name(shown, i, IMAGE_FORMATS[info.format]))
         if decoded is not None:
+            decoded.append(info.pixels)
             size += getattr(info.pixels, "nbytes", 0)
-            decoded = decoded + [info.pixels] if size <= DECODED_MAX_BYTES else None
+            if size > DECODED_MAX_BYTES:
+                decoded = None  # from here on the files are checked as usual and nothing is kept
     names = unique_names(names)
     for (path, _), name in zip(sources, names, strict=True):
         os.replace(path, out_dir / name)
