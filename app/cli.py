@@ -38,8 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from models.runtime import tune_malloc
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    tune_malloc()  # every command moves big tensors: keep them in malloc's heap (see models.runtime)
     try:
         return int(args.func(args) or 0)
     except CommandError as e:

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from bench._report import cpu_name, write_section
+from models.runtime import tune_malloc
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "BENCHMARKS.md"
@@ -456,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    tune_malloc()  # as every `onepass` command does (models.runtime), workers and e2e alike
 
     if args.worker is not None:
         kind, spec = json.loads(args.worker)

@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image
 
 from bench._report import cpu_name, write_section
+from models.runtime import tune_malloc
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "BENCHMARKS.md"
@@ -429,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-full", action="store_true", help="skip the every-output row")
     ap.add_argument("--quick", action="store_true", help="1 run, concurrency 1 and 4, no docs update")
     args = ap.parse_args(argv)
+    tune_malloc()  # the bare model call gets the allocator setting the servers get (models.runtime)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
     levels = [1, 4] if args.quick else args.levels
     repeats = 1 if args.quick else args.repeats
