@@ -378,8 +378,9 @@ def render_section(results: dict, levels: list[int], meta: dict) -> str:
         )
     lines.append(
         f"  The bare call: {bare['runs']} calls from one thread of the bench process, between the server "
-        "runs. The service adds HTTP, decoding and checking the PNGs, the job row, the queue (and the "
-        "batching wait window), writing cameras.json and its manifest."
+        "runs. The service adds HTTP, decoding and checking the PNGs (the synchronous route hands the "
+        "decoded pixels to the worker), the job row, the queue (and the batching wait window), writing "
+        "cameras.json and its manifest."
     )
     off1 = med["off"][1]
     if "job_forward_s" in off1:
@@ -388,9 +389,10 @@ def render_section(results: dict, levels: list[int], meta: dict) -> str:
         lines.append(
             "  Where one request's time goes (batching off, concurrency 1, medians of the job's own "
             f"timings, ms): forward pass {ms['forward_s']:.0f} (the bare call: {bare['p50'] * 1e3:.0f}), "
-            f"decoding the stored PNGs {ms['load_s']:.0f}, queue {ms['queue_s']:.0f}, writing cameras.json "
-            f"{ms['write_s']:.0f}, other job bookkeeping {other:.0f}, and outside the job (HTTP, multipart "
-            f"parsing, checking every image, the job row, the answer) {ms['outside_s']:.0f}."
+            f"taking the images (decoded at upload) {ms['load_s']:.0f}, queue {ms['queue_s']:.0f}, "
+            f"writing cameras.json {ms['write_s']:.0f}, other job bookkeeping {other:.0f}, and outside the "
+            "job (HTTP, multipart parsing, checking every image, the job row, the answer) "
+            f"{ms['outside_s']:.0f}."
         )
     if "full" in results:
         f, fb = results["full"], results["bare_full"]
