@@ -62,6 +62,12 @@ def pil_to_rgb(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
+def decoded_to_rgb(im: Image.Image) -> np.ndarray:
+    """A loaded PIL image → ``[H, W, 3]`` uint8 RGB with its EXIF orientation applied: what
+    :func:`load_image` returns for the file (the service uses it on images it already decoded)."""
+    return pil_to_rgb(ImageOps.exif_transpose(im))
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file → ``[H, W, 3]`` uint8 RGB (see module doc for the conversions).
 
@@ -75,8 +81,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     try:
         with Image.open(p) as im:
             im.load()
-            im = ImageOps.exif_transpose(im)
-            rgb = pil_to_rgb(im)
+            rgb = decoded_to_rgb(im)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageLoadError(f"{p}: cannot read as an image ({e})") from e
     if rgb.shape[0] < 1 or rgb.shape[1] < 1:

@@ -80,11 +80,9 @@ def model_input_hw(image_hw: Sequence[tuple[int, int]], width: int, patch: int) 
 def decode_loaded(image: Any) -> np.ndarray:
     """A decoded PIL image → the model's pixels, exactly as ``models.preprocess.load_image`` makes them
     from the file (EXIF orientation applied, converted to ``[H, W, 3]`` uint8 RGB)."""
-    from PIL import ImageOps
+    from models.preprocess import decoded_to_rgb
 
-    from models.preprocess import pil_to_rgb
-
-    return pil_to_rgb(ImageOps.exif_transpose(image))
+    return decoded_to_rgb(image)
 
 
 def prepare(
