@@ -4,7 +4,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast lint bench clean
+.PHONY: setup run test test-fast lint bench train clean
 
 setup:
 	@./scripts/setup.sh
@@ -24,6 +24,17 @@ lint: setup
 
 bench: setup
 	$(PY) -m bench.run_all
+
+# Continue the built-in model's training run in the background: resume runs/tiny-main when its checkpoint is
+# here, else (a fresh clone keeps no runs/) warm-start it from the shipped weights at the step they record.
+TRAIN_RUN ?= runs/tiny-main
+TRAIN_MINUTES ?= 600
+train: setup
+	@mkdir -p $(dir $(TRAIN_RUN))
+	@if [ -f $(TRAIN_RUN)/last.pt ]; then from="--resume"; \
+	else from="--init-weights models/weights/onepass-tiny.safetensors"; fi; \
+	nohup $(PY) -m app train --out $(TRAIN_RUN) $$from --minutes $(TRAIN_MINUTES) --no-progress --threads 1 \
+		>> $(TRAIN_RUN).log 2>&1 & echo "training in the background ($$from), log: $(TRAIN_RUN).log"
 
 clean:
 	rm -rf var .pytest_cache
