@@ -108,6 +108,24 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, Tensor], str, di
     return _unwrap(obj, str(p)), "torch", {}
 
 
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """A checkpoint's string metadata without reading its tensors (``{}`` for a ``torch.save`` file).
+
+    Raises like :func:`read_state_dict`: ``FileNotFoundError`` or ``ValueError`` naming the path.
+    """
+    p = Path(path)
+    if p.suffix != ".safetensors":
+        read_state_dict(p)  # same checks; torch files are memory-mapped, nothing is materialised
+        return {}
+    if not p.is_file():
+        raise FileNotFoundError(f"weights file not found: {p}")
+    try:
+        with safe_open(str(p), framework="pt", device="cpu") as f:
+            return dict(f.metadata() or {})
+    except Exception as e:  # safetensors raises its own error types for corrupt headers
+        raise ValueError(f"{p}: not a readable safetensors file ({e})") from e
+
+
 def compare_state_dict(
     model: nn.Module, state_dict: dict[str, Tensor]
 ) -> tuple[list[str], list[str], list[tuple[str, tuple, tuple]]]:

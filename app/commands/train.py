@@ -108,10 +108,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _init_options(args: argparse.Namespace) -> dict[str, object]:
     """``TrainConfig`` fields for ``--init-weights``: the file and the step to continue from."""
-    from models.checkpoint import read_state_dict
+    from models.checkpoint import read_metadata
 
     try:
-        _, _, meta = read_state_dict(args.init_weights)
+        meta = read_metadata(args.init_weights)  # the header only: the trainer reads the tensors once
     except (FileNotFoundError, ValueError) as e:
         raise CommandError(f"--init-weights: {e}") from e
     have = meta.get("preset")
