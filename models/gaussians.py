@@ -25,6 +25,9 @@ from torch import Tensor
 from renderer.conventions import rotmat_to_quat
 from renderer.types import SH_C0, Gaussians
 
+#: kept pixels per block when no gradient is needed: bounds the temporaries to ~40 floats × this
+_BLOCK_PIXELS = 1 << 17
+
 
 @dataclass(frozen=True)
 class GaussianOptions:
@@ -87,57 +90,85 @@ def pixel_gaussians(
     dtype = torch.float32
     depth, conf, colors = depth.to(dtype), conf.to(dtype), colors.to(dtype)
     K, w2c = K.to(dtype), world_to_camera.to(dtype)
-    ys = torch.arange(H, device=depth.device, dtype=dtype) + 0.5
-    xs = torch.arange(W, device=depth.device, dtype=dtype) + 0.5
-    fx, fy = K[:, 0, 0, None, None], K[:, 1, 1, None, None]
-    cx, cy = K[:, 0, 2, None, None], K[:, 1, 2, None, None]
-    rx = ((xs[None, None, :] - cx) / fx).expand(A, H, W)
-    ry = ((ys[None, :, None] - cy) / fy).expand(A, H, W)
-    footprint_per_depth = 1.0 / torch.sqrt(fx * fy)  # [A, 1, 1]
-
+    fx, fy, cx, cy = K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]
+    footprint_per_depth = 1.0 / torch.sqrt(fx * fy)  # [A]
     R = w2c[:, :3, :3]
     t = w2c[:, :3, 3]
     c2w_quat = rotmat_to_quat(R.transpose(1, 2))  # [A, 4] wxyz
-
-    if raw is None:
-        d = depth
-        opacity = (1 - 1 / conf.clamp_min(1.0)).clamp(0, 1)
-        scales = (opt.scale_factor * d * footprint_per_depth)[..., None].expand(A, H, W, 3)
-        quats = c2w_quat[:, None, None, :].expand(A, H, W, 4)
-        sh = ((colors - 0.5) / SH_C0)[..., None, :]  # [A, H, W, 1, 3]
-    else:
+    n_sh = 1
+    if raw is not None:
         n_sh = (sh_degree + 1) ** 2
         if raw.shape[-1] != 9 + 3 * n_sh:
             raise ValueError(
                 f"raw must have {9 + 3 * n_sh} channels for sh_degree={sh_degree}, got {raw.shape[-1]}"
             )
         raw = raw.to(dtype)
+
+    # Which pixels become Gaussians is decided from two cheap maps (depth along the ray, opacity) and the
+    # cameras, before anything else is computed: the other attributes are then computed for kept pixels
+    # only, in bounded blocks when no gradient is needed (8 anchors of 518×392 would otherwise hold ~40
+    # full-size float maps at once).
+    if raw is None:
+        d = depth
+        opacity = (1 - 1 / conf.clamp_min(1.0)).clamp(0, 1)
+    else:
         d = depth * torch.exp(0.5 * torch.tanh(raw[..., 0]))
         opacity = torch.sigmoid(raw[..., 1])
-        scales = (d * footprint_per_depth)[..., None] * torch.exp(raw[..., 2:5].clamp(-8.0, 4.0))
-        identity = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=dtype, device=raw.device)
-        q_cam = torch.nn.functional.normalize(raw[..., 5:9] + identity, dim=-1)
-        quats = quat_multiply(c2w_quat[:, None, None, :].expand_as(q_cam), q_cam)
-        coeffs = raw[..., 9:].reshape(A, H, W, n_sh, 3)
-        dc = (colors - 0.5) / SH_C0 + coeffs[..., 0, :]
-        sh = torch.cat([dc[..., None, :], coeffs[..., 1:, :]], -2)
-
-    cam = torch.stack([rx * d, ry * d, d], -1)  # [A, H, W, 3]
-    means = torch.einsum("aji,ahwj->ahwi", R, cam - t[:, None, None, :])  # Rᵀ (X_cam − t)
-
+    # a view's means and scales are finite iff its camera is finite with fx·fy > 0 (the footprint)
+    view_ok = torch.isfinite(K).flatten(1).all(1) & torch.isfinite(w2c).flatten(1).all(1) & (fx * fy > 0)
     keep = valid & torch.isfinite(d) & (d > 0) & torch.isfinite(conf) & (opacity >= opt.min_opacity)
-    keep &= torch.isfinite(means).all(-1) & torch.isfinite(scales).all(-1)
+    keep &= view_ok[:, None, None]
+    if raw is not None:
+        keep &= ~torch.isnan(raw[..., 2:5]).any(-1)  # ±inf is clamped below; NaN would survive the clamp
     if opt.drop_fraction > 0 and bool(keep.any()):
         vals = conf[keep]
         k = int(opt.drop_fraction * vals.numel())
         if k > 0:
             threshold = torch.kthvalue(vals.detach().float().cpu(), k).values.to(conf.device)
             keep &= conf > threshold
-    n_sh_out = sh.shape[-2]
-    return Gaussians(
-        means=means[keep],
-        quats=quats[keep],
-        scales=scales[keep],
-        opacities=opacity[keep],
-        sh=sh[keep].reshape(-1, n_sh_out, 3),
-    )
+        del vals
+    flat = keep.reshape(-1).nonzero().squeeze(1)  # kept pixels, row-major over (view, y, x)
+    del keep
+
+    def attributes(ix: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """means, quats, scales, opacities, sh of the pixels at flat indices ``ix``."""
+        a, pix = ix // (H * W), ix % (H * W)
+        yy, xx = pix // W, pix % W
+        dk = d[a, yy, xx]
+        rx = ((xx.to(dtype) + 0.5) - cx[a]) / fx[a]
+        ry = ((yy.to(dtype) + 0.5) - cy[a]) / fy[a]
+        cam = torch.stack([rx * dk, ry * dk, dk], -1)  # [k, 3]
+        means = torch.einsum("kji,kj->ki", R[a], cam - t[a])  # Rᵀ (X_cam − t)
+        dc = (colors[a, yy, xx] - 0.5) / SH_C0  # [k, 3]
+        if raw is None:
+            scales = (opt.scale_factor * dk * footprint_per_depth[a])[:, None].expand(-1, 3)
+            quats = c2w_quat[a]
+            sh = dc[:, None, :]
+        else:
+            r = raw[a, yy, xx]  # [k, G]
+            scales = (dk * footprint_per_depth[a])[:, None] * torch.exp(r[:, 2:5].clamp(-8.0, 4.0))
+            identity = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=dtype, device=r.device)
+            quats = quat_multiply(c2w_quat[a], torch.nn.functional.normalize(r[:, 5:9] + identity, dim=-1))
+            coeffs = r[:, 9:].reshape(-1, n_sh, 3)
+            sh = torch.cat([(dc + coeffs[:, 0, :])[:, None, :], coeffs[:, 1:, :]], 1)
+        return means, quats, scales, opacity[a, yy, xx], sh
+
+    inputs = (depth, conf, colors, K, w2c, raw)
+    needs_grad = torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in inputs)
+    if needs_grad or flat.numel() <= _BLOCK_PIXELS:
+        means, quats, scales, opacities, sh = (x.contiguous() for x in attributes(flat))
+    else:
+        n = flat.numel()
+        dev = flat.device
+        means, scales = torch.empty(n, 3, device=dev), torch.empty(n, 3, device=dev)
+        quats, opacities = torch.empty(n, 4, device=dev), torch.empty(n, device=dev)
+        sh = torch.empty(n, n_sh, 3, device=dev)
+        for i in range(0, n, _BLOCK_PIXELS):
+            block = attributes(flat[i : i + _BLOCK_PIXELS])
+            for out, value in zip((means, quats, scales, opacities, sh), block, strict=True):
+                out[i : i + _BLOCK_PIXELS] = value
+    # overflow (a huge depth times a ray) is the only way left to a non-finite value; drop those rows
+    finite = torch.isfinite(means).all(-1) & torch.isfinite(scales).all(-1)
+    if not bool(finite.all()):
+        means, quats, scales, opacities, sh = (x[finite] for x in (means, quats, scales, opacities, sh))
+    return Gaussians(means=means, quats=quats, scales=scales, opacities=opacities, sh=sh)

@@ -1,16 +1,23 @@
 """Process-wide CPU runtime setting for inference and training: glibc's malloc, tuned for big tensors.
 
 PyTorch's CPU tensors come from ``malloc``. In a thread other than the main one (the service's model runs in
-one) glibc serves them from a per-thread arena whose heaps it trims, and it serves large blocks with a
-fresh ``mmap`` that ``free`` unmaps: so every forward pass faults its activations' pages in again, and the
-kernel zero-fills each 4 KiB page (expensive in a virtual machine). Fixing the mmap threshold high keeps
-large blocks in malloc's heaps, and a high trim threshold stops it handing freed memory back, so the next
-pass reuses pages that are already mapped.
+one) glibc serves them from a per-thread arena made of 64 MiB heaps, and unmaps a heap as soon as it is
+entirely free; it also serves large blocks with a fresh ``mmap`` that ``free`` unmaps. Either way every
+forward pass faults its activations' pages in again, and the kernel zero-fills each 4 KiB page (expensive
+in a virtual machine). So: one arena for all threads (the main one, which grows and shrinks only at its
+top), the mmap threshold fixed high (large blocks stay in the heap) and a high trim threshold (freed
+memory is not handed back), so the next pass reuses pages that are already mapped. A handful of threads
+allocate here (a worker per device, two I/O threads), a few thousand times per forward pass. The shared
+arena's lock: two model threads reconstructing 16 scenes at once took 3.44 s with it vs 3.35 s with one
+arena per thread (medians of 5 runs, within this VM's run-to-run spread of ±10 %); one thread, 6.62 vs
+6.64 s.
 
 Measured on this project's 2-core VM (``tiny``, 4-view 224×224 scenes, 1 torch thread, called from a
-worker thread): minor page faults over three calls ~7,000–7,900 → ~850 (``tests/models/test_runtime.py``);
-time per scene 384–392 → 352–353 ms for one scene per call, and 446 → 377 ms for 16 scenes per call. The
-cost: a process's resident memory no longer shrinks after a peak (it is reused by the next call instead).
+worker thread): minor page faults over three calls ~16,000 → ~1,000 (``tests/models/test_runtime.py``);
+without the single arena, how many faults remained depended on where blocks happened to land (~850 to
+~8,000 after small changes to the Gaussian code). Time per scene (before the single arena) 384–392 →
+352–353 ms for one scene per call, and 446 → 377 ms for 16 scenes per call. The cost: a process's
+resident memory no longer shrinks after a peak (it is reused by the next call instead).
 
 Call :func:`tune_malloc` once, early (before threads start); the ``onepass`` command line does for every
 command. ``ONEPASS_MALLOC_TUNING=0`` turns it off. A no-op where the C library is not glibc.
@@ -22,13 +29,16 @@ import ctypes
 import ctypes.util
 import os
 
-__all__ = ["tune_malloc", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
+__all__ = ["tune_malloc", "ARENA_MAX", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
 
 #: blocks below this come from malloc's heap, not a fresh mmap (glibc's ``M_MMAP_THRESHOLD``)
 MMAP_THRESHOLD = 1 << 30
 #: free heap above this much is handed back to the kernel (glibc's ``M_TRIM_THRESHOLD``)
 TRIM_THRESHOLD = 1 << 30
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameter numbers in glibc's malloc.h
+#: every thread allocates from the main arena (glibc's ``M_ARENA_MAX``): a worker thread's own arena is
+#: made of 64 MiB heaps that glibc unmaps whenever one is entirely free, whatever the thresholds say
+ARENA_MAX = 1
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8  # mallopt parameter numbers (malloc.h)
 
 _applied: bool | None = None
 
@@ -61,5 +71,6 @@ def tune_malloc(enable: bool | None = None) -> bool:
         return False
     ok = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
     ok = libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and ok
+    ok = libc.mallopt(_M_ARENA_MAX, ARENA_MAX) == 1 and ok
     _applied = ok
     return ok
