@@ -73,6 +73,9 @@ class RoPE2D:
     def tables(self, h: int, w: int, num_special: int, head_dim: int, device, dtype) -> tuple[Tensor, Tensor]:
         key = (h, w, num_special, head_dim, str(device), dtype)
         if key not in self._cache:
-            pos = token_positions(h, w, num_special, device=device)
-            self._cache[key] = rope_tables(pos, head_dim, self.base, dtype=dtype)
+            # An ordinary constant, even when first asked for under inference mode (validation during
+            # training): an inference tensor would make the next training step's backward fail.
+            with torch.inference_mode(False), torch.no_grad():
+                pos = token_positions(h, w, num_special, device=device)
+                self._cache[key] = rope_tables(pos, head_dim, self.base, dtype=dtype)
         return self._cache[key]

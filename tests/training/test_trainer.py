@@ -171,3 +171,19 @@ def test_warm_start_continues_from_weights_at_their_step(tmp_path) -> None:
         Trainer(tmp_path / "c", cfg, model_config=MICRO.with_(embed_dim=48))
     with pytest.raises(ValueError, match="init_step needs init_weights"):
         micro_train_config(init_step=3)
+
+
+def test_a_size_first_seen_in_inference_mode_still_trains(micro_model_config):
+    """Validation runs under inference mode; the position tables it creates are cached and reused by the
+    next training step at that size, whose backward must still work (a crash seen at step 12,002)."""
+    from models.build import build_model
+
+    model = build_model(micro_model_config).train()
+    images = torch.rand(1, 2, 3, 42, 56)  # a grid no earlier call has cached
+    with torch.inference_mode():
+        model(images)
+    out = model(images)
+    loss = out["depth"].mean() + out["pose_enc"].pow(2).mean()
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
