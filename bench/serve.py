@@ -374,7 +374,8 @@ def render_section(results: dict, levels: list[int], meta: dict) -> str:
         lines.append(
             f"- Concurrency 1, {LABELS[mode]}: p95 {p95_1:.2f} s (p50 {med[mode][1]['p50']:.2f} s) vs the "
             f"bare `Reconstructor.reconstruct` call p95 {bare['p95']:.2f} s (p50 {bare['p50']:.2f} s): "
-            f"**{(p95_1 / bare['p95'] - 1) * 100:+.0f} %** (target within 10 %)."
+            f"**{(p95_1 / bare['p95'] - 1) * 100:+.1f} %** (target within 10 %: "
+            f"{'met' if p95_1 <= 1.10 * bare['p95'] else 'not met'})."
         )
     lines.append(
         f"  The bare call: {bare['runs']} calls from one thread of the bench process, between the server "
