@@ -83,3 +83,24 @@ def test_raw_channel_count_is_checked():
         pixel_gaussians(depth, conf, colors, K, w2c, valid, torch.zeros(*depth.shape, 5))
     with pytest.raises(ValueError, match="drop_fraction"):
         GaussianOptions(drop_fraction=1.0)
+
+
+@pytest.mark.parametrize("with_raw", [False, True])
+def test_blocked_computation_equals_one_pass(monkeypatch, with_raw):
+    """Without gradients, large inputs are computed in blocks of kept pixels: the result must be the very
+    same tensors as one pass over all of them (block size forced down to 7 pixels here)."""
+    import models.gaussians as mg
+
+    depth, conf, colors, K, w2c, valid = _setup()
+    depth[0, 1, 2] = float("nan")  # dropped before the blocks
+    raw = None
+    if with_raw:
+        raw = torch.randn(*depth.shape, gaussian_channels(1), generator=torch.Generator().manual_seed(1))
+    kwargs = {"sh_degree": 1 if with_raw else 0, "options": GaussianOptions(drop_fraction=0.25)}
+    with torch.no_grad():
+        whole = pixel_gaussians(depth, conf, colors, K, w2c, valid, raw, **kwargs)
+        monkeypatch.setattr(mg, "_BLOCK_PIXELS", 7)
+        blocked = pixel_gaussians(depth, conf, colors, K, w2c, valid, raw, **kwargs)
+    assert len(whole) > 7 * 3
+    for name in ("means", "quats", "scales", "opacities", "sh"):
+        assert torch.equal(getattr(whole, name), getattr(blocked, name)), name
