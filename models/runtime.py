@@ -17,7 +17,8 @@ worker thread): minor page faults over three calls ~16,000 → ~1,000 (``tests/m
 without the single arena, how many faults remained depended on where blocks happened to land (~850 to
 ~8,000 after small changes to the Gaussian code). Time per scene (before the single arena) 384–392 →
 352–353 ms for one scene per call, and 446 → 377 ms for 16 scenes per call. The cost: a process's
-resident memory no longer shrinks after a peak (it is reused by the next call instead).
+resident memory no longer shrinks after a peak (it is reused by the next call instead) until
+:func:`trim_malloc` hands it back, which the service does once it has been idle for a while.
 
 Call :func:`tune_malloc` once, early (before threads start); the ``onepass`` command line does for every
 command. ``ONEPASS_MALLOC_TUNING=0`` turns it off. A no-op where the C library is not glibc.
@@ -29,7 +30,7 @@ import ctypes
 import ctypes.util
 import os
 
-__all__ = ["tune_malloc", "ARENA_MAX", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
+__all__ = ["tune_malloc", "trim_malloc", "rss_bytes", "ARENA_MAX", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
 
 #: blocks below this come from malloc's heap, not a fresh mmap (glibc's ``M_MMAP_THRESHOLD``)
 MMAP_THRESHOLD = 1 << 30
@@ -74,3 +75,33 @@ def tune_malloc(enable: bool | None = None) -> bool:
     ok = libc.mallopt(_M_ARENA_MAX, ARENA_MAX) == 1 and ok
     _applied = ok
     return ok
+
+
+def rss_bytes() -> int:
+    """This process's resident memory now (Linux ``/proc``; 0 where it cannot be read)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def trim_malloc() -> int:
+    """Hand malloc's free memory back to the kernel (glibc's ``malloc_trim``); bytes of RSS released.
+
+    The counterpart of :func:`tune_malloc` for idle times: with the tuning, a process keeps its peak
+    resident memory for the next call; this returns it once nothing is running (the service calls it
+    after ``ONEPASS_IDLE_TRIM_S`` seconds without a job). The next forward pass then faults its pages in
+    again, once. A no-op (0) where the C library is not glibc.
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return 0
+    try:
+        libc = ctypes.CDLL(name)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return 0
+    before = rss_bytes()
+    trim(0)
+    return max(0, before - rss_bytes())

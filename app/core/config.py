@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     max_batch_scenes: int = Field(8, ge=1)
     max_wait_ms: float = Field(10.0, ge=0)
     max_attempts: int = Field(3, ge=1, description="starts of one job before it is failed (restarts count)")
+    idle_trim_s: float = Field(
+        30.0,
+        ge=0,
+        description="seconds without a job after which the workers' free memory goes back to the OS "
+        "(models.runtime.trim_malloc); 0: never",
+    )
 
     # Rendering.
     scene_cache_size: int = Field(4, ge=1, description="scenes kept in memory per worker for /render")

@@ -47,6 +47,12 @@ class Metrics:
             "onepass_jobs_finished", "jobs that ended, by status", ["status"], registry=r
         )
         self.oom = Counter("onepass_out_of_memory", "out-of-memory errors caught (batches split)", registry=r)
+        self.idle_trims = Counter(
+            "onepass_idle_memory_trims", "free memory handed back to the OS after idle spells", registry=r
+        )
+        self.idle_trim_released = Counter(
+            "onepass_idle_memory_released_bytes", "resident memory released by those trims", registry=r
+        )
         self._collector: _StateCollector | None = None
 
     def watch_state(

@@ -106,6 +106,7 @@ class WorkerPool:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
+        self._idle_trim: asyncio.TimerHandle | None = None
 
     # ---- life cycle ------------------------------------------------------------------------------------
 
@@ -126,6 +127,8 @@ class WorkerPool:
     async def stop(self) -> None:
         """Stop taking jobs; jobs in flight go back to the queue without using up an attempt."""
         self._stopping = True
+        if self._idle_trim is not None:
+            self._idle_trim.cancel()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -218,6 +221,9 @@ class WorkerPool:
         while not self._stopping:
             room = self.max_inflight - len(self._inflight)
             claimed = await self._io(self.store.claim, room) if room > 0 else []
+            if claimed and self._idle_trim is not None:
+                self._idle_trim.cancel()
+                self._idle_trim = None
             for job in claimed:
                 self._publish(job.id)
                 task = asyncio.get_running_loop().create_task(self._run_job(job), name=f"job-{job.id}")
@@ -233,6 +239,37 @@ class WorkerPool:
     def _job_done(self, task: asyncio.Task) -> None:
         self._inflight.pop(task, None)
         self._wake.set()
+        self._arm_idle_trim()
+
+    # ---- memory after a burst --------------------------------------------------------------------------
+
+    def _arm_idle_trim(self) -> None:
+        """Once the last job is done, give free memory back after ``idle_trim_s`` unless work comes first.
+
+        The malloc setting (``models.runtime.tune_malloc``) keeps freed memory mapped so back-to-back jobs
+        reuse it; after a big scene that would hold its peak forever on an idle server.
+        """
+        delay = self.settings.idle_trim_s
+        if delay <= 0 or self._inflight or self.queue_depth or self._stopping:
+            return
+        if self._idle_trim is not None:
+            self._idle_trim.cancel()
+        self._idle_trim = asyncio.get_running_loop().call_later(delay, self._trim_if_idle)
+
+    def _trim_if_idle(self) -> None:
+        self._idle_trim = None
+        if self._inflight or self.queue_depth or self._stopping:
+            return
+        from models.runtime import trim_malloc
+
+        def trim() -> None:
+            released = trim_malloc()
+            self.metrics.idle_trims.inc()
+            self.metrics.idle_trim_released.inc(released)
+            idle = self.settings.idle_trim_s
+            log.info("idle for %g s: %.0f MiB of free memory returned", idle, released / 2**20)
+
+        self.io.submit(trim)
 
     async def _run_job(self, job: st.JobRecord) -> None:
         t0 = time.perf_counter()

@@ -50,6 +50,7 @@ def server(
         max_wait_ms=1000,  # a batch of three uploaded together always fills before it runs
         batch_root=scenes["root"],
         max_render_frames=8,
+        idle_trim_s=0.2,  # free memory goes back to the OS between tests (test_metrics_after_jobs)
     )
     with live_server(settings, tiny_reconstructor) as srv:
         with srv.client() as c:
@@ -263,3 +264,12 @@ def test_metrics_after_jobs(client: httpx.Client) -> None:
     assert float(count.split()[-1]) >= 1
     assert 'onepass_jobs_finished_total{status="succeeded"}' in text
     assert 'onepass_device_memory_bytes{device="cpu",kind="rss"}' in text
+    # no job running for idle_trim_s = 0.2 s: the workers' free memory was handed back at least once
+    deadline = time.monotonic() + 30
+    while True:
+        text = client.get("/metrics").text
+        trims = next(ln for ln in text.splitlines() if ln.startswith("onepass_idle_memory_trims_total"))
+        if float(trims.split()[-1]) >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert float(trims.split()[-1]) >= 1, trims
