@@ -27,14 +27,13 @@ bench: setup
 
 # Continue the built-in model's training run in the background: resume runs/tiny-main when its checkpoint is
 # here, else (a fresh clone keeps no runs/) warm-start it from the shipped weights at the step they record.
+# scripts/train_background.sh restarts the trainer from its last checkpoint if it crashes (up to 5 times).
 TRAIN_RUN ?= runs/tiny-main
 TRAIN_MINUTES ?= 600
 train: setup
 	@mkdir -p $(dir $(TRAIN_RUN))
-	@if [ -f $(TRAIN_RUN)/last.pt ]; then from="--resume"; \
-	else from="--init-weights models/weights/onepass-tiny.safetensors"; fi; \
-	nohup $(PY) -m app train --out $(TRAIN_RUN) $$from --minutes $(TRAIN_MINUTES) --no-progress --threads 1 \
-		>> $(TRAIN_RUN).log 2>&1 & echo "training in the background ($$from), log: $(TRAIN_RUN).log"
+	@nohup scripts/train_background.sh $(TRAIN_RUN) $(TRAIN_MINUTES) $(PY) >> $(TRAIN_RUN).log 2>&1 & \
+		echo "training in the background (restarted from its checkpoint if it crashes), log: $(TRAIN_RUN).log"
 
 clean:
 	rm -rf var .pytest_cache
