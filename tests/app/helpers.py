@@ -86,6 +86,20 @@ def wait_job(client: httpx.Client, job_id: str, timeout: float = 120.0) -> dict:
     raise AssertionError(f"job {job_id} did not finish: {job}")
 
 
+def wait_metric(client: httpx.Client, name: str, minimum: float, timeout: float = 30.0) -> float:
+    """Poll ``/metrics`` until the sample ``name`` reaches ``minimum``; returns its value."""
+    deadline = time.monotonic() + timeout
+    value = float("nan")
+    while time.monotonic() < deadline:
+        for line in client.get("/metrics").text.splitlines():
+            if line.startswith(name + " "):
+                value = float(line.split()[-1])
+        if value >= minimum:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"metric {name} stayed at {value}, below {minimum}")
+
+
 def image_bytes(width: int = 64, height: int = 48, fmt: str = "PNG", seed: int = 0) -> bytes:
     rng = np.random.default_rng(seed)
     arr = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)

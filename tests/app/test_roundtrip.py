@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from app.core.config import Settings
-from tests.app.helpers import LiveServer, array_png, live_server, wait_job, wait_ready
+from tests.app.helpers import LiveServer, array_png, live_server, wait_job, wait_metric, wait_ready
 
 # One server for the module: keep its tests on one xdist worker (make test uses --dist loadgroup).
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("app-roundtrip")]
@@ -265,11 +265,4 @@ def test_metrics_after_jobs(client: httpx.Client) -> None:
     assert 'onepass_jobs_finished_total{status="succeeded"}' in text
     assert 'onepass_device_memory_bytes{device="cpu",kind="rss"}' in text
     # no job running for idle_trim_s = 0.2 s: the workers' free memory was handed back at least once
-    deadline = time.monotonic() + 30
-    while True:
-        text = client.get("/metrics").text
-        trims = next(ln for ln in text.splitlines() if ln.startswith("onepass_idle_memory_trims_total"))
-        if float(trims.split()[-1]) >= 1 or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    assert float(trims.split()[-1]) >= 1, trims
+    assert wait_metric(client, "onepass_idle_memory_trims_total", 1) >= 1
