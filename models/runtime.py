@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 
 __all__ = ["tune_malloc", "trim_malloc", "rss_bytes", "ARENA_MAX", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
@@ -42,6 +43,20 @@ ARENA_MAX = 1
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8  # mallopt parameter numbers (malloc.h)
 
 _applied: bool | None = None
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc (musl and macOS have neither these mallopt knobs nor malloc_trim)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        libc = ctypes.CDLL(name)
+        libc.gnu_get_libc_version  # noqa: B018 - raises AttributeError outside glibc
+    except (OSError, AttributeError):
+        return None
+    return libc
 
 
 def tune_malloc(enable: bool | None = None) -> bool:
@@ -62,13 +77,8 @@ def tune_malloc(enable: bool | None = None) -> bool:
     if _applied is not None:
         return _applied
     _applied = False
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        libc.gnu_get_libc_version  # noqa: B018 - glibc only (musl and macOS have no such mallopt knobs)
-    except (OSError, AttributeError):
+    libc = _glibc()
+    if libc is None:
         return False
     ok = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
     ok = libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and ok
@@ -94,14 +104,9 @@ def trim_malloc() -> int:
     after ``ONEPASS_IDLE_TRIM_S`` seconds without a job). The next forward pass then faults its pages in
     again, once. A no-op (0) where the C library is not glibc.
     """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return 0
-    try:
-        libc = ctypes.CDLL(name)
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
+    libc = _glibc()
+    if libc is None:
         return 0
     before = rss_bytes()
-    trim(0)
+    libc.malloc_trim(0)
     return max(0, before - rss_bytes())

@@ -180,17 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("height", "width"):
         if getattr(args, name) % 14:
             ap.error(f"--{name} must be a multiple of 14 (the patch size)")
-    result = run(
-        args.vggt_src,
-        weights=args.weights,
-        views=args.views,
-        height=args.height,
-        width=args.width,
-        seed=args.seed,
-        noise=args.noise,
-        threads=args.threads,
-        via_file=args.via_file,
-    )
+    # every option but the verdict's two is one of run()'s parameters, under the same name
+    result = run(**{k: v for k, v in vars(args).items() if k not in ("tolerance", "json")})
     result["tolerance"] = args.tolerance
     ok = True
     header = ("output", "shape", "max|a-b|", "max|ref|", "rel max", "rel norm")
