@@ -9,8 +9,9 @@ When a scene has more views than ``max_anchors``:
 3. **Fusion** (:class:`ZPressor`, only when the checkpoint has its weights): ``L`` blocks of
    [cross-attention (anchor queries; keys/values = all tokens of that anchor's support views) → anchor
    self-attention → MLP], pre-norm with residuals. Keys/values always come from the original support tokens.
-   All clusters run in one batch: clusters are padded to the largest one and padded keys are masked
-   (:func:`cluster_table`); there is no Python loop over clusters.
+   Clusters are padded and padded keys are masked (:func:`cluster_table`); anchors run in groups of about
+   16 padded support views (each group padded to its own largest cluster), which bounds the memory of the
+   gathered keys/values; there is no Python loop over clusters.
 
 The trunk then runs on the anchors only; support views get cameras and depth through the registration pass
 (``models.vggt``). Shapes: ``B`` batch, ``S`` views, ``N`` anchors, ``M`` largest cluster, ``p`` patch tokens
@@ -131,6 +132,8 @@ class FusionBlock(nn.Module):
         self.self_proj = nn.Linear(dim, dim)
         self.norm_mlp = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * cfg.mlp_ratio))
+        #: padded support views whose keys/values one group of anchors may hold at once (memory bound)
+        self.context_views = 16
 
     def _heads(self, t: Tensor) -> Tensor:  # [G, L, C] -> [G, nh, L, d]
         G, L, C = t.shape
@@ -139,6 +142,42 @@ class FusionBlock(nn.Module):
     def _merge(self, t: Tensor) -> Tensor:  # [G, nh, L, d] -> [G, L, C]
         G, nh, L, d = t.shape
         return t.transpose(1, 2).reshape(G, L, nh * d)
+
+    def _cross(self, x: Tensor, supports: Tensor, index: Tensor, mask: Tensor) -> Tensor:
+        """Cross-attention update of the anchor queries ``x [B·N, p, C]`` from their clusters' support tokens.
+
+        Anchors go in groups of about :attr:`context_views` padded support views, each group padded only to
+        its own largest cluster: the gathered keys/values of all clusters at once would take
+        ``N × M × p × 3C`` floats (``M`` the largest cluster), ~190 MB per block at 64 views and growing
+        with the square of the views per anchor. The groups are a memory bound, not a loop over clusters.
+        """
+        B, N, M = index.shape
+        p, C = x.shape[1:]
+        flat_index, flat_mask = index.reshape(B * N, M), mask.reshape(B * N, M)
+        owner = torch.arange(B, device=index.device).repeat_interleave(N)  # batch element of each row
+        counts = flat_mask.sum(1)
+        q_all = self.to_q(self.norm_query(x))
+        out = torch.zeros_like(x)
+        group = max(1, self.context_views // max(int(counts.max()), 1))
+        for g0 in range(0, B * N, group):
+            rows = slice(g0, min(g0 + group, B * N))
+            m = max(int(counts[rows].max()), 1)
+            if not bool(counts[rows].any()):
+                continue  # no anchor here has supports: nothing to attend to, the update is zero
+            G = rows.stop - rows.start
+            tokens = supports[owner[rows, None], flat_index[rows, :m]]  # [G, m, p, C] (padding: any view)
+            k, v = self.to_kv(self.norm_context(tokens.reshape(G, m * p, C))).chunk(2, dim=-1)
+            valid = flat_mask[rows, :m]
+            key_mask = valid[:, :, None].expand(G, m, p).reshape(G, 1, 1, m * p)
+            # an anchor without supports would have no valid key: let it see its padding, then drop the result
+            lonely = ~valid.any(1)
+            key_mask = key_mask | lonely[:, None, None, None]
+            att = F.scaled_dot_product_attention(
+                self._heads(q_all[rows]), self._heads(k), self._heads(v), attn_mask=key_mask
+            )
+            upd = self.cross_proj(self._merge(att))
+            out[rows] = torch.where(lonely[:, None, None], torch.zeros((), dtype=upd.dtype), upd)
+        return out
 
     def forward(self, anchors: Tensor, supports: Tensor, index: Tensor, mask: Tensor) -> Tensor:
         """One block.
@@ -152,24 +191,9 @@ class FusionBlock(nn.Module):
             ``[B, N, p, C]``.
         """
         B, N, p, C = anchors.shape
-        M = index.shape[2]
         x = anchors.reshape(B * N, p, C)
-        has_support = mask.any(-1).reshape(B * N, 1, 1)
         if supports.shape[1] > 0:
-            kv = self.to_kv(self.norm_context(supports))  # [B, S_s, p, 2C], once per support view
-            b = torch.arange(B, device=index.device)[:, None, None]
-            ctx = kv[b, index].reshape(B * N, M * p, 2 * C)  # [B·N, M·p, 2C] padded clusters
-            k, v = ctx.chunk(2, dim=-1)
-            key_mask = mask.reshape(B * N, M, 1).expand(B * N, M, p).reshape(B * N, 1, 1, M * p)
-            # a cluster without supports would have no valid key: let it see its padding, then drop the result
-            key_mask = key_mask | ~has_support[..., None]
-            q = self.to_q(self.norm_query(x))
-            att = F.scaled_dot_product_attention(
-                self._heads(q), self._heads(k), self._heads(v), attn_mask=key_mask
-            )
-            x = x + torch.where(
-                has_support, self.cross_proj(self._merge(att)), torch.zeros((), dtype=x.dtype)
-            )
+            x = x + self._cross(x, supports, index, mask)
         qkv = self.self_qkv(self.norm_self(x)).chunk(3, dim=-1)
         att = F.scaled_dot_product_attention(*(self._heads(t) for t in qkv))
         x = x + self.self_proj(self._merge(att))

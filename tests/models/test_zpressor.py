@@ -66,9 +66,12 @@ def test_cluster_table_without_supports():
     assert index.shape == (2, 3, 1) and not mask.any()
 
 
-def test_batched_fusion_matches_loops_with_uneven_and_empty_clusters():
+@pytest.mark.parametrize("context_views", [1, 6, 100])  # one anchor per group, groups across scenes, all
+def test_batched_fusion_matches_loops_with_uneven_and_empty_clusters(context_views):
     torch.manual_seed(0)
     model = ZPressor(32, ZPressorConfig(layers=2, num_heads=2))
+    for blk in model.blocks:
+        blk.context_views = context_views
     B, N, p, C = 2, 3, 5, 32
     anchors = torch.randn(B, N, p, C)
     supports = torch.randn(B, 4, p, C)
@@ -80,9 +83,14 @@ def test_batched_fusion_matches_loops_with_uneven_and_empty_clusters():
         for b in range(B)
     ]
     assert clusters[0][1] == []  # an anchor without supports
+    anchors.requires_grad_(True)
     out = model(anchors, supports, index, mask)
     ref = _zpressor(model, anchors, supports, clusters)
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    # training backpropagates through the grouped updates
+    (grad,) = torch.autograd.grad(out.square().sum(), anchors)
+    (grad_ref,) = torch.autograd.grad(ref.square().sum(), anchors)
+    torch.testing.assert_close(grad, grad_ref, rtol=1e-4, atol=1e-5)
 
 
 def test_descriptors_are_unit_norm_means():
