@@ -34,6 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--init-step", type=int, default=None, metavar="N",
         help="with --init-weights: the global step to continue from (default: the file's 'step' metadata)",
     )  # fmt: skip
+    p.add_argument(
+        "--anneal", type=int, default=None, metavar="N",
+        help="end the run with N steps of learning rate falling linearly to zero from where it is now, "
+        "then stop (to keep the run itself going, copy its folder and anneal the copy)",
+    )  # fmt: skip
     p.add_argument("--threads", type=int, default=1, metavar="N", help="torch CPU threads (default 1)")
     p.add_argument(
         "--data-workers", type=int, default=0, metavar="N",
@@ -53,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from models.config import PRESETS
     from models.training.checkpoint import CheckpointError
     from models.training.config import TrainConfig
-    from models.training.loop import Trainer
+    from models.training.loop import AnnealError, Trainer
 
     if args.preset is not None and args.preset not in PRESETS:
         raise CommandError(f"--preset: unknown preset {args.preset!r}; choose one of {sorted(PRESETS)}")
@@ -65,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--data-workers must be >= 0, got {args.data_workers}")
     if args.threads < 1:
         raise CommandError(f"--threads must be >= 1, got {args.threads}")
+    if args.anneal is not None and args.anneal < 1:
+        raise CommandError(f"--anneal must be >= 1, got {args.anneal}")
     if args.init_step is not None and args.init_weights is None:
         raise CommandError("--init-step needs --init-weights")
     if args.init_weights is not None and args.resume:
@@ -85,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         if args.resume:
-            trainer = Trainer(args.out, resume=True, data_workers=args.data_workers)
+            trainer = Trainer(args.out, resume=True, data_workers=args.data_workers, anneal_steps=args.anneal)
             have = trainer.model_config.name
             if args.preset is not None and have != args.preset:
                 raise CommandError(
@@ -94,9 +101,11 @@ def run(args: argparse.Namespace) -> int:
         else:
             init = _init_options(args) if args.init_weights is not None else {}
             config = TrainConfig(preset=args.preset or "tiny", seed=args.seed, **init)
-            trainer = Trainer(args.out, config, data_workers=args.data_workers)
+            trainer = Trainer(args.out, config, data_workers=args.data_workers, anneal_steps=args.anneal)
     except CheckpointError as e:
         raise CommandError(f"--{'resume' if args.resume else 'out'}: {e}") from e
+    except AnnealError as e:
+        raise CommandError(f"--anneal: {e}") from e
     print(f"onepass train: preset {trainer.model_config.name}, step {trainer.step}, run folder {args.out}")
     summary = trainer.train(minutes=args.minutes, max_steps=args.max_steps, progress=not args.no_progress)
     print(

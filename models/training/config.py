@@ -39,6 +39,10 @@ class TrainConfig:
     init_weights: str | None = None
     init_step: int = 0
     rewarm_steps: int = 300
+    #: final decay: from global step ``anneal_start`` the rate falls linearly to zero over ``anneal_steps``
+    #: and the run ends there (``models.training.schedule``); None: the cosine schedule to ``total_steps``
+    anneal_start: int | None = None
+    anneal_steps: int = 0
     stages: tuple[Stage, ...] = DEFAULT_STAGES
     weights: LossWeights = field(default_factory=LossWeights)
 
@@ -55,6 +59,18 @@ class TrainConfig:
             )
         if self.init_step > 0 and self.init_weights is None:
             raise ValueError("init_step needs init_weights (the weights that reached that step)")
+        if self.anneal_start is not None and (self.anneal_start < 0 or self.anneal_steps < 1):
+            raise ValueError(
+                "anneal_start must be >= 0 and anneal_steps >= 1, "
+                f"got {self.anneal_start}, {self.anneal_steps}"
+            )
+
+    @property
+    def end_step(self) -> int:
+        """The global step the run stops at: the anneal's end, else ``total_steps``."""
+        if self.anneal_start is not None:
+            return self.anneal_start + self.anneal_steps
+        return self.total_steps
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

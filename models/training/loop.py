@@ -30,7 +30,7 @@ import math
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -55,7 +55,15 @@ from models.training.schedule import make_scheduler
 from models.training.step import compute_losses
 from models.training.validate import VAL_COLUMNS, validate
 
-__all__ = ["Trainer", "TrainSummary", "LOG_COLUMNS", "build_optimizer", "export_weights"]
+__all__ = [
+    "Trainer",
+    "TrainSummary",
+    "LOG_COLUMNS",
+    "AnnealError",
+    "build_optimizer",
+    "export_weights",
+    "with_anneal",
+]
 
 CHECKPOINT_NAME = "last.pt"
 LOG_NAME = "log.csv"
@@ -88,6 +96,32 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
 
 
+class AnnealError(ValueError):
+    """An anneal that cannot be set up (bad length, a different one already running, nothing left)."""
+
+
+def with_anneal(config: TrainConfig, start: int, steps: int) -> TrainConfig:
+    """``config`` ending in an anneal of ``steps`` steps from global step ``start``.
+
+    A config that already anneals keeps its own start (resuming an anneal must not move it) and must ask
+    for the same length.
+    """
+    if steps < 1:
+        raise AnnealError(f"anneal steps must be >= 1, got {steps}")
+    if config.anneal_start is not None:
+        if config.anneal_steps != steps:
+            raise AnnealError(
+                f"this run already anneals over {config.anneal_steps} steps from step {config.anneal_start}; "
+                f"resume it without a new anneal length (asked: {steps})"
+            )
+        return config
+    if start >= config.total_steps:
+        raise AnnealError(
+            f"the run is at step {start}, past its total_steps ({config.total_steps}): nothing to anneal"
+        )
+    return replace(config, anneal_start=start, anneal_steps=steps)
+
+
 class Trainer:
     """Train ``config.preset`` (or an explicit ``model_config``) into ``out_dir`` (see the module doc)."""
 
@@ -99,7 +133,11 @@ class Trainer:
         model_config: ModelConfig | None = None,
         resume: bool = False,
         data_workers: int = 0,
+        anneal_steps: int | None = None,
     ) -> None:
+        """``anneal_steps``: end the run with a linear decay of the rate to zero over that many steps from
+        where it stands now (its checkpoint's step, or ``init_step`` for a new run); see
+        :mod:`models.training.schedule`. A run that already anneals resumes with its own setting."""
         self.out = Path(out_dir)
         ckpt_path = self.out / CHECKPOINT_NAME
         data = None
@@ -112,6 +150,9 @@ class Trainer:
                 "or choose another --out"
             )
         self.config = config or TrainConfig()
+        if anneal_steps is not None:
+            start = int(data["step"]) if data is not None else self.config.init_step
+            self.config = with_anneal(self.config, start, anneal_steps)
         self.model_config = model_config or get_config(self.config.preset)
         if self.model_config.gaussian_head is None and self.config.weights.render > 0:
             raise ValueError(f"preset {self.model_config.name!r} has no Gaussian head; set weights.render=0")
@@ -128,6 +169,8 @@ class Trainer:
             min_ratio=self.config.min_lr_ratio,
             start_step=self.config.init_step,
             rewarm_steps=self.config.rewarm_steps if warm else 0,
+            anneal_start=self.config.anneal_start,
+            anneal_steps=self.config.anneal_steps,
         )
         self.step = self.config.init_step
         self.elapsed_s = 0.0
@@ -291,8 +334,8 @@ class Trainer:
     def train(
         self, *, minutes: float | None = None, max_steps: int | None = None, progress: bool = True
     ) -> TrainSummary:
-        """Train until ``minutes`` of wall time pass, ``max_steps`` more steps are done, or
-        ``total_steps`` is reached; checkpoint every ``checkpoint_every_s`` and at the end."""
+        """Train until ``minutes`` of wall time pass, ``max_steps`` more steps are done, or the run's last
+        step (``TrainConfig.end_step``) is reached; checkpoint every ``checkpoint_every_s`` and at the end."""
         from tqdm import tqdm
 
         if minutes is not None and minutes <= 0:
@@ -312,9 +355,7 @@ class Trainer:
         if threading.current_thread() is threading.main_thread():  # signals can only be caught there
             previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         end_step = (
-            self.config.total_steps
-            if max_steps is None
-            else min(self.config.total_steps, self.step + max_steps)
+            self.config.end_step if max_steps is None else min(self.config.end_step, self.step + max_steps)
         )
         done, bad, rows, last_loss, finished = 0, 0, [], float("nan"), False
         bar = tqdm(total=end_step, initial=self.step, disable=not progress, unit="step", dynamic_ncols=True)

@@ -52,3 +52,11 @@ def test_train_one_step_resume_refusals_and_export(tmp_path, capsys) -> None:
     junk.write_bytes(b"junk")
     assert main(["train", "--out", str(tmp_path / "w2"), "--init-weights", str(junk)]) == 2
     assert "--init-weights:" in capsys.readouterr().err and not (tmp_path / "w2" / "last.pt").exists()
+
+    # Anneal: one step of decaying rate ends the run; a different length later is refused, clearly.
+    assert main(["train", "--resume", "--out", str(run), "--anneal", "1", "--no-progress"]) == 0
+    assert "step 2 (+1)" in capsys.readouterr().out
+    assert main(["train", "--resume", "--out", str(run), "--anneal", "3"]) == 2
+    assert "--anneal: this run already anneals over 1 steps from step 1" in capsys.readouterr().err
+    assert main(["train", "--resume", "--out", str(run), "--anneal", "0"]) == 2
+    assert "--anneal must be >= 1" in capsys.readouterr().err

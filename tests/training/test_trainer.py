@@ -187,3 +187,31 @@ def test_a_size_first_seen_in_inference_mode_still_trains(micro_model_config):
     loss.backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_anneal_ends_the_run_with_a_linear_decay_to_zero(tmp_path) -> None:
+    from models.training.loop import AnnealError
+    from models.training.schedule import lr_multiplier
+
+    cfg = micro_train_config(render=0.0)
+    Trainer(tmp_path / "a", cfg, model_config=MICRO).train(max_steps=3, progress=False)
+    annealing = Trainer(tmp_path / "a", model_config=MICRO, resume=True, anneal_steps=4)
+    assert (annealing.config.anneal_start, annealing.config.end_step) == (3, 7)
+    summary = annealing.train(progress=False)  # no step limit given: the anneal's end stops the run
+    assert summary.step == 7
+    with (tmp_path / "a" / "log.csv").open() as f:
+        lrs = {int(r["step"]): float(r["lr"]) for r in csv.DictReader(f)}
+    base = lr_multiplier(3, warmup_steps=2, total_steps=100, min_ratio=cfg.min_lr_ratio) * cfg.lr
+    assert [lrs[s] / base for s in (4, 5, 6, 7)] == pytest.approx([1.0, 0.75, 0.5, 0.25])
+    assert lrs[3] > base  # before the anneal: still the cosine (which is higher one step earlier)
+
+    resumed = Trainer(tmp_path / "a", model_config=MICRO, resume=True)  # the anneal is part of the run
+    assert resumed.config.anneal_start == 3 and resumed.train(progress=False).steps_done == 0
+    with pytest.raises(AnnealError, match="already anneals over 4 steps from step 3"):
+        Trainer(tmp_path / "a", model_config=MICRO, resume=True, anneal_steps=5)
+    with pytest.raises(AnnealError, match="must be >= 1"):
+        Trainer(tmp_path / "b", cfg, model_config=MICRO, anneal_steps=0)
+    assert (
+        lr_multiplier(10, warmup_steps=2, total_steps=100, min_ratio=0.05, anneal_start=6, anneal_steps=4)
+        == 0
+    )
