@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             summary.append(s | {"label": label})
     _plot_suite(summary)
     args.fingerprint = fingerprint
-    text = render_section(summary, run_info, methods, args, started)
+    text = render_section(summary, run_info, methods, args, started, _kind_table(all_rows))
     print(text)
     if not args.no_docs:
         write_section(SECTION, text)
@@ -272,6 +272,31 @@ def _targets(summary: list[dict]) -> list[str]:
     return lines
 
 
+def _kind_table(all_rows: list[dict], views: int = 4) -> list[str]:
+    """Markdown lines: the trained model and COLMAP at ``views`` views, per procedural scene kind."""
+    from models.eval.report import aggregate
+
+    summary = []
+    for label in ("onepass-trained", "colmap"):
+        rows = [r for r in all_rows if r["label"] == label and r["views"] == views]
+        summary += [s | {"label": label} for s in aggregate(rows, by_kind=True)]
+    if not summary:
+        return []
+    lines = [
+        f"By scene kind, {views} views (AUC pooled per kind; errors are per-scene medians, averaged):",
+        "",
+        "| kind | method | scenes | AUC@30 | rotation err ° | translation dir err ° | registered | AbsRel |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in sorted(summary, key=lambda s: (s["kind"], s["label"])):
+        lines.append(
+            f"| {s['kind']} | {s['label']} | {s['scenes']} | {_fmt(s.get('auc30'))} | "
+            f"{_fmt(s.get('rot_err_median_deg'), 1)} | {_fmt(s.get('trans_err_median_deg'), 1)} | "
+            f"{_fmt(s.get('registration_rate'), 2)} | {_fmt(s.get('abs_rel_median'))} |"
+        )
+    return lines
+
+
 def _describe(info: dict) -> str:
     meta = info.get("metadata") or {}
     if info.get("source") == "random":
@@ -282,7 +307,15 @@ def _describe(info: dict) -> str:
     return f"`{where}` (step {step}, {hours} training hours)"
 
 
-def render_section(summary: list[dict], run: dict, methods: dict, args: argparse.Namespace, date: str) -> str:
+def render_section(
+    summary: list[dict],
+    run: dict,
+    methods: dict,
+    args: argparse.Namespace,
+    date: str,
+    kinds: list[str] | None = None,
+) -> str:
+    """The ``## Training and evaluation`` section; ``kinds``: the per-kind table's lines, if any."""
     lines = [SECTION, ""]
     lines.append(
         f"Command: `python -m bench.eval --scenes {args.scenes} --views {','.join(map(str, args.views))}"
@@ -330,6 +363,8 @@ def render_section(summary: list[dict], run: dict, methods: dict, args: argparse
         lines.append(f"Shipped `models/weights/onepass-tiny.safetensors`: sha256 `{digest}…`.")
     lines += [""] + _table(summary, "procedural") + ["", "![procedural suite](bench/eval_procedural.png)", ""]
     lines += ["Targets (issue 5):", ""] + _targets(summary) + [""]
+    if kinds:
+        lines += kinds + [""]
     lines += ["### Motorcycle (Middlebury 2014, real photos)", ""]
     lines.append(
         "views=2: both images (pose of the pair, left depth, Chamfer of left points); views=1: the left "

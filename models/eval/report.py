@@ -2,6 +2,8 @@
 
 Aggregation per ``(method, views)``: AUC@30 is computed over the *pooled* view pairs of all scenes (as VGGT
 pools the pairs of a category); every other metric is the mean over scenes (NaN-aware), runtime is the median.
+``aggregate(rows, by_kind=True)`` also splits procedural scenes by generator kind (objects, room, orbit,
+forward), whose cameras fail in different ways (wide orbits: rotation; short forward rigs: translation).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 
 from models.eval.camera import PoseErrors, pose_auc
 
-__all__ = ["aggregate", "write_report", "markdown_table"]
+__all__ = ["aggregate", "kind_table", "scene_kind", "write_report", "markdown_table"]
 
 _MEAN_KEYS = (
     "rra15", "rta15", "rot_err_median_deg", "trans_err_median_deg", "abs_rel_median", "delta1_median",
@@ -24,14 +26,28 @@ _MEAN_KEYS = (
 )  # fmt: skip
 
 
-def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One summary dict per ``(suite, method, views)`` in first-seen order."""
+def scene_kind(row: dict[str, Any]) -> str | None:
+    """The generator kind of a procedural row (its scene is named ``KIND-SEED``); None for other suites."""
+    if row.get("suite") != "procedural":
+        return None
+    kind, _, seed = str(row.get("scene", "")).rpartition("-")
+    return kind if kind and seed.isdigit() else None
+
+
+def aggregate(rows: list[dict[str, Any]], *, by_kind: bool = False) -> list[dict[str, Any]]:
+    """One summary dict per ``(suite, method, views)`` in first-seen order; with ``by_kind``, per
+    ``(suite, method, views, kind)`` for procedural rows only (each summary then has a ``kind``)."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
-        groups.setdefault((r.get("suite", ""), r["method"], r["views"]), []).append(r)
+        kind = scene_kind(r) if by_kind else None
+        if by_kind and kind is None:
+            continue
+        groups.setdefault((r.get("suite", ""), r["method"], r["views"], kind), []).append(r)
     out = []
-    for (suite, method, views), rs in groups.items():
+    for (suite, method, views, kind), rs in groups.items():
         agg: dict[str, Any] = {"suite": suite, "method": method, "views": views, "scenes": len(rs)}
+        if kind is not None:
+            agg["kind"] = kind
         pairs = [np.asarray(r.get("_pair_max_deg", r.get("pair_max_deg"))) for r in rs]
         pairs = [p for p in pairs if p.ndim == 1 and p.size]
         if pairs:
@@ -65,13 +81,28 @@ _COLUMNS = (
 )  # fmt: skip
 
 
-def markdown_table(summary: list[dict[str, Any]]) -> str:
-    head = "| " + " | ".join(title for _, title, _ in _COLUMNS) + " |"
-    sep = "|" + "|".join("---" for _ in _COLUMNS) + "|"
+_KIND_COLUMNS = (
+    ("kind", "kind", 0), ("method", "method", 0), ("views", "views", 0), ("scenes", "scenes", 0),
+    ("auc30", "AUC@30", 3), ("rot_err_median_deg", "rotation err ° (med)", 1),
+    ("trans_err_median_deg", "translation dir err ° (med)", 1), ("registration_rate", "registered", 2),
+    ("abs_rel_median", "AbsRel (med)", 3), ("psnr", "PSNR", 2),
+)  # fmt: skip
+
+
+def markdown_table(summary: list[dict[str, Any]], columns: tuple = _COLUMNS) -> str:
+    """A Markdown table of summaries; ``columns``: (key, title, digits) triples (default: the main table)."""
+    head = "| " + " | ".join(title for _, title, _ in columns) + " |"
+    sep = "|" + "|".join("---" for _ in columns) + "|"
     lines = [head, sep]
     for s in summary:
-        lines.append("| " + " | ".join(_fmt(s.get(k), d) for k, _, d in _COLUMNS) + " |")
+        lines.append("| " + " | ".join(_fmt(s.get(k), d) for k, _, d in columns) + " |")
     return "\n".join(lines)
+
+
+def kind_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of the procedural rows per generator kind, kinds grouped, then method and views."""
+    summary = sorted(aggregate(rows, by_kind=True), key=lambda s: (s["kind"], s["method"], s["views"]))
+    return markdown_table(summary, _KIND_COLUMNS)
 
 
 def _plot(
@@ -126,6 +157,8 @@ def write_report(out_dir: str | Path, rows: list[dict[str, Any]], meta: dict[str
     md.append("```\n" + json.dumps(meta, indent=1, default=_json_default) + "\n```\n")
     for suite in sorted({s["suite"] for s in summary}):
         md += [f"## {suite}", "", markdown_table([s for s in summary if s["suite"] == suite]), ""]
+    if any(scene_kind(r) for r in rows):
+        md += ["## procedural, by scene kind", "", kind_table(rows), ""]
     paths["markdown"].write_text("\n".join(md))
     if any(s.get("suite") == "procedural" for s in summary):
         for key, label, name, logy in (

@@ -68,7 +68,11 @@ def test_cli_eval_on_two_tiny_scenes_writes_json_table_and_plots(tmp_path, capsy
     assert 0.0 <= summary["auc30"] <= 1.0 and summary["psnr"] > 0
     assert doc["meta"]["weights"]["source"] == "random" and len(doc["meta"]["generator_fingerprint"]) == 16
     assert [r["seed"] for r in doc["rows"]] == [0, 1]
-    assert "| onepass | 2 | 2 |" in (out / "results.md").read_text()
+    md = (out / "results.md").read_text()
+    assert "| onepass | 2 | 2 |" in md
+    # per generator kind: seed 0 is an objects scene, seed 1 a room, one scene each
+    assert "## procedural, by scene kind" in md
+    assert "| objects | onepass | 2 | 1 |" in md and "| room | onepass | 2 | 1 |" in md
     assert (out / "auc_vs_views.png").stat().st_size > 1000
     assert "| onepass | 2 | 2 |" in capsys.readouterr().out
 
@@ -90,3 +94,22 @@ def test_cli_eval_bad_inputs(tmp_path, capsys) -> None:
     assert main(base + ["--preset", "huge"]) == 2
     assert "unknown preset 'huge'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()  # nothing written on refusal
+
+
+def test_per_kind_summaries_pool_each_kinds_pairs_only() -> None:
+    from models.eval.report import aggregate, scene_kind
+
+    def row(scene: str, pair_deg: list[float], psnr: float) -> dict:
+        return {"suite": "procedural", "method": "onepass", "views": 3, "scene": scene, "runtime_s": 1.0,
+                "pair_max_deg": pair_deg, "auc30": 0.0, "psnr": psnr}  # fmt: skip
+
+    rows = [row("orbit-4", [90.0, 100.0, 120.0], 6.0), row("forward-3", [1.0, 2.0, 3.0], 20.0),
+            row("orbit-8", [3.0, 150.0, 170.0], 8.0)]  # fmt: skip
+    rows.append({**rows[0], "suite": "motorcycle", "scene": "motorcycle"})  # not a procedural kind
+    assert [scene_kind(r) for r in rows] == ["orbit", "forward", "orbit", None]
+    by_kind = {s["kind"]: s for s in aggregate(rows, by_kind=True)}
+    assert set(by_kind) == {"orbit", "forward"} and by_kind["orbit"]["scenes"] == 2
+    assert by_kind["orbit"]["psnr"] == pytest.approx(7.0)
+    # AUC pools the kind's pairs: orbit has one pair at 3° (of 6), forward all three under 30°
+    assert by_kind["orbit"]["auc30"] == pytest.approx(aggregate(rows[0:3:2])[0]["auc30"])
+    assert 0 < by_kind["orbit"]["auc30"] < by_kind["forward"]["auc30"]
