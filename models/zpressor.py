@@ -147,9 +147,9 @@ class FusionBlock(nn.Module):
         """Cross-attention update of the anchor queries ``x [B·N, p, C]`` from their clusters' support tokens.
 
         Anchors go in groups of about :attr:`context_views` padded support views, each group padded only to
-        its own largest cluster: the gathered keys/values of all clusters at once would take
-        ``N × M × p × 3C`` floats (``M`` the largest cluster), ~190 MB per block at 64 views and growing
-        with the square of the views per anchor. The groups are a memory bound, not a loop over clusters.
+        its own largest cluster: the gathered keys/values of all clusters at once take ``N × M × p × 2C``
+        floats plus per-head copies of K and V (``M`` the largest cluster): ~60 MB per block for ``tiny``
+        at 64 views with clusters of 1–12 views. The groups bound memory; they are not a loop over clusters.
         """
         B, N, M = index.shape
         p, C = x.shape[1:]
