@@ -320,6 +320,7 @@ def render_section(
     lines.append(
         f"Command: `python -m bench.eval --scenes {args.scenes} --views {','.join(map(str, args.views))}"
         f"{' --weights ' + args.weights if args.weights else ''}"
+        f"{'' if Path(args.run) == ROOT / 'runs' / 'tiny-main' else ' --run ' + args.run}"
         f"{' --colmap-json ' + args.colmap_json if args.colmap_json else ''}"
         f"{' --random-json ' + args.random_json if args.random_json else ''}"
         f"{' --trained-json ' + args.trained_json if args.trained_json else ''}` ({date}). "
