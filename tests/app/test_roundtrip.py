@@ -151,6 +151,8 @@ def test_upload_progress_artifacts_and_renders(
         io.BytesIO(client.get(f"/v1/reconstructions/{job_id}/artifacts/colmap.zip").content)
     ) as z:
         assert {"colmap/sparse/0/cameras.bin", "colmap/sparse/0/images.bin"} <= set(z.namelist())
+        points_url = f"/v1/reconstructions/{job_id}/artifacts/colmap/sparse/0/points3D.bin"
+        assert z.read("colmap/sparse/0/points3D.bin") == client.get(points_url).content  # zip is lossless
     report = client.get(f"/v1/reconstructions/{job_id}/artifacts/report.json").json()
     assert report["views"] == 3 and report["intrinsics"] == "given"
 
