@@ -45,6 +45,23 @@ def test_low_confidence_pixels_are_dropped():
     assert g.opacities.min() >= (1 - 1 / kept.median()) - 1e-6
 
 
+def test_by_default_only_the_training_free_path_drops_low_confidence_pixels():
+    """A Gaussian head's opacity is learnt on every pixel (training drops none), so by default inference
+    keeps them all too; the training-free path, whose opacity is a heuristic, drops the least confident 20 %
+    of its pixels."""
+    from models.gaussians import TRAINING_FREE_DROP
+
+    depth, conf, colors, K, w2c, valid = _setup()
+    free = pixel_gaussians(depth, conf, colors, K, w2c, valid)
+    kept = conf[valid]
+    threshold = kept.kthvalue(int(TRAINING_FREE_DROP * kept.numel())).values
+    assert TRAINING_FREE_DROP == 0.2 and len(free) == int((kept > threshold).sum()) < int(valid.sum())
+    raw = torch.zeros(*depth.shape, gaussian_channels(0))  # opacity 0.5 everywhere
+    assert len(pixel_gaussians(depth, conf, colors, K, w2c, valid, raw)) == int(valid.sum())
+    dropped = pixel_gaussians(depth, conf, colors, K, w2c, valid, raw, options=GaussianOptions(0.2))
+    assert len(dropped) == len(free)  # an explicit fraction applies to either path
+
+
 def test_head_with_zero_output_sits_on_the_depth_with_camera_aligned_rotation():
     depth, conf, colors, K, w2c, valid = _setup()
     raw = torch.zeros(*depth.shape, gaussian_channels(1))
