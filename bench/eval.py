@@ -274,27 +274,20 @@ def _targets(summary: list[dict]) -> list[str]:
 
 def _kind_table(all_rows: list[dict], views: int = 4) -> list[str]:
     """Markdown lines: the trained model and COLMAP at ``views`` views, per procedural scene kind."""
-    from models.eval.report import aggregate
+    from models.eval.report import kind_table
 
-    summary = []
-    for label in ("onepass-trained", "colmap"):
-        rows = [r for r in all_rows if r["label"] == label and r["views"] == views]
-        summary += [s | {"label": label} for s in aggregate(rows, by_kind=True)]
-    if not summary:
+    rows = [
+        r | {"method": r["label"]}
+        for r in all_rows
+        if r["label"] in ("onepass-trained", "colmap") and r["views"] == views
+    ]
+    if not any(r.get("suite") == "procedural" for r in rows):
         return []
-    lines = [
+    return [
         f"By scene kind, {views} views (AUC pooled per kind; errors are per-scene medians, averaged):",
         "",
-        "| kind | method | scenes | AUC@30 | rotation err ° | translation dir err ° | registered | AbsRel |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        kind_table(rows),
     ]
-    for s in sorted(summary, key=lambda s: (s["kind"], s["label"])):
-        lines.append(
-            f"| {s['kind']} | {s['label']} | {s['scenes']} | {_fmt(s.get('auc30'))} | "
-            f"{_fmt(s.get('rot_err_median_deg'), 1)} | {_fmt(s.get('trans_err_median_deg'), 1)} | "
-            f"{_fmt(s.get('registration_rate'), 2)} | {_fmt(s.get('abs_rel_median'))} |"
-        )
-    return lines
 
 
 def _describe(info: dict) -> str:

@@ -161,9 +161,9 @@ class FusionBlock(nn.Module):
         group = max(1, self.context_views // max(int(counts.max()), 1))
         for g0 in range(0, B * N, group):
             rows = slice(g0, min(g0 + group, B * N))
-            m = max(int(counts[rows].max()), 1)
             if not bool(counts[rows].any()):
                 continue  # no anchor here has supports: nothing to attend to, the update is zero
+            m = int(counts[rows].max())
             G = rows.stop - rows.start
             tokens = supports[owner[rows, None], flat_index[rows, :m]]  # [G, m, p, C] (padding: any view)
             k, v = self.to_kv(self.norm_context(tokens.reshape(G, m * p, C))).chunk(2, dim=-1)
