@@ -39,6 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="end the run with N steps of learning rate falling linearly to zero from where it is now, "
         "then stop (to keep the run itself going, copy its folder and anneal the copy)",
     )  # fmt: skip
+    p.add_argument(
+        "--direction-weight", type=float, default=None, metavar="W",
+        help="weight of the camera loss's translation-direction term (baseline-length invariant; "
+        "default: the run's own, 0 for a new run); on --resume it applies from the checkpoint on",
+    )  # fmt: skip
     p.add_argument("--threads", type=int, default=1, metavar="N", help="torch CPU threads (default 1)")
     p.add_argument(
         "--data-workers", type=int, default=0, metavar="N",
@@ -72,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--threads must be >= 1, got {args.threads}")
     if args.anneal is not None and args.anneal < 1:
         raise CommandError(f"--anneal must be >= 1, got {args.anneal}")
+    if args.direction_weight is not None and args.direction_weight < 0:
+        raise CommandError(f"--direction-weight must be >= 0, got {args.direction_weight}")
     if args.init_step is not None and args.init_weights is None:
         raise CommandError("--init-step needs --init-weights")
     if args.init_weights is not None and args.resume:
@@ -92,7 +99,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         if args.resume:
-            trainer = Trainer(args.out, resume=True, data_workers=args.data_workers, anneal_steps=args.anneal)
+            trainer = Trainer(
+                args.out, resume=True, data_workers=args.data_workers, anneal_steps=args.anneal,
+                direction_weight=args.direction_weight,
+            )  # fmt: skip
             have = trainer.model_config.name
             if args.preset is not None and have != args.preset:
                 raise CommandError(
@@ -101,7 +111,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             init = _init_options(args) if args.init_weights is not None else {}
             config = TrainConfig(preset=args.preset or "tiny", seed=args.seed, **init)
-            trainer = Trainer(args.out, config, data_workers=args.data_workers, anneal_steps=args.anneal)
+            trainer = Trainer(
+                args.out, config, data_workers=args.data_workers, anneal_steps=args.anneal,
+                direction_weight=args.direction_weight,
+            )  # fmt: skip
     except CheckpointError as e:
         raise CommandError(f"--{'resume' if args.resume else 'out'}: {e}") from e
     except AnnealError as e:

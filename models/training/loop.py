@@ -72,6 +72,7 @@ LOG_COLUMNS = (
     "step", "elapsed_s", "step_s", "data_s", "lr", "grad_norm", "batch", "views", "height", "width",
     "max_anchors", "total", "loss_camera", "loss_T", "loss_R", "loss_FL", "loss_depth_total",
     "loss_depth_reg", "loss_points_total", "loss_points_reg", "loss_render_total", "loss_render_mse",
+    "loss_Tdir",
 )  # fmt: skip
 #: Give up after this many consecutive non-finite losses (one is skipped, a stream means divergence).
 MAX_BAD_STEPS = 20
@@ -134,10 +135,14 @@ class Trainer:
         resume: bool = False,
         data_workers: int = 0,
         anneal_steps: int | None = None,
+        direction_weight: float | None = None,
     ) -> None:
         """``anneal_steps``: end the run with a linear decay of the rate to zero over that many steps from
         where it stands now (its checkpoint's step, or ``init_step`` for a new run); see
-        :mod:`models.training.schedule`. A run that already anneals resumes with its own setting."""
+        :mod:`models.training.schedule`. A run that already anneals resumes with its own setting.
+        ``direction_weight``: set the camera loss's translation-direction weight
+        (``LossWeights.camera_direction``) from here on; it is stored with the run, so later resumes keep
+        it. None keeps the run's own."""
         self.out = Path(out_dir)
         ckpt_path = self.out / CHECKPOINT_NAME
         data = None
@@ -153,6 +158,11 @@ class Trainer:
         if anneal_steps is not None:
             start = int(data["step"]) if data is not None else self.config.init_step
             self.config = with_anneal(self.config, start, anneal_steps)
+        if direction_weight is not None:
+            if direction_weight < 0:
+                raise ValueError(f"direction_weight must be >= 0, got {direction_weight}")
+            weights = replace(self.config.weights, camera_direction=float(direction_weight))
+            self.config = replace(self.config, weights=weights)
         self.model_config = model_config or get_config(self.config.preset)
         if self.model_config.gaussian_head is None and self.config.weights.render > 0:
             raise ValueError(f"preset {self.model_config.name!r} has no Gaussian head; set weights.render=0")

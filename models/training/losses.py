@@ -3,6 +3,11 @@
 * **Camera**: L1 between predicted and ground-truth pose encodings (``[t(3), q(4), fov(2)]``) for every
   refinement iteration ``k`` of the camera head, weighted ``γ^(K−1−k)`` with ``γ = 0.6`` and averaged;
   translation, rotation and field of view weighted 1, 1, 0.5; the total is multiplied by 5.
+  Optionally (``direction_weight > 0``, ours, not VGGT's) a **translation-direction** term: for every pair
+  of views, the distance between the unit vectors of the predicted and true relative translation (in the
+  first view's camera frame, as the pose AUC measures it). Being invariant to baseline length, it keeps
+  its pull on rigs whose cameras sit close together, where the L1 on absolute translations is already as
+  small as the baselines themselves.
 * **Depth / points** (:func:`aleatoric_regression`): per valid pixel ``e = ‖pred − gt‖``; loss
   ``mean(c·e − α·log c) + mean(e) + gradient term`` with ``α = 0.2`` and ``c > 1`` the predicted confidence.
   The gradient term compares finite differences of the error map (L1, 3 scales), so it penalises wrong
@@ -19,9 +24,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from renderer.conventions import quat_to_rotmat, quat_xyzw_to_wxyz
+
 __all__ = [
     "CAMERA_LOSS_WEIGHT",
     "camera_loss",
+    "relative_translations",
+    "translation_direction_loss",
     "aleatoric_regression",
     "gradient_loss",
     "render_loss",
@@ -35,32 +44,74 @@ CONF_ALPHA = 0.2
 TRANSLATION_CLAMP = 100.0
 
 
-def camera_loss(pose_enc_list: list[Tensor], gt_pose_encoding: Tensor) -> dict[str, Tensor]:
-    """Pose-encoding L1 over refinement iterations.
+def relative_translations(pose_encoding: Tensor) -> Tensor:
+    """Relative translations of all view pairs ``i < j`` from pose encodings ``[B, S, 9]`` → ``[B, P, 3]``.
+
+    ``t_ij = t_i − R_i R_jᵀ t_j`` is the translation of ``T_i T_j⁻¹`` (world→camera ``T``): where camera
+    ``j``'s centre lies, seen from camera ``i``. Pairs are in :func:`torch.triu_indices` order.
+    """
+    S = pose_encoding.shape[-2]
+    i, j = torch.triu_indices(S, S, 1, device=pose_encoding.device)
+    t = pose_encoding[..., :3]
+    R = quat_to_rotmat(quat_xyzw_to_wxyz(pose_encoding[..., 3:7]))
+    R_ij = R[..., i, :, :] @ R[..., j, :, :].transpose(-1, -2)
+    return t[..., i, :] - (R_ij @ t[..., j, :, None])[..., 0]
+
+
+def translation_direction_loss(pred: Tensor, gt: Tensor, *, min_baseline: float = 1e-6) -> Tensor:
+    """Mean distance between unit relative-translation directions of every view pair (0 when right, ≤ 2).
+
+    Args:
+        pred: ``[B, S, 9]`` predicted pose encodings.
+        gt: ``[B, S, 9]`` ground truth.
+        min_baseline: pairs whose true cameras are closer than this have no direction and are skipped.
+    """
+    if pred.shape[-2] < 2:
+        return pred.new_zeros(())
+    rel_gt = relative_translations(gt)
+    rel_pred = relative_translations(pred)
+    keep = rel_gt.norm(dim=-1) > min_baseline
+    if not bool(keep.any()):
+        return pred.new_zeros(())
+    chord = (F.normalize(rel_pred, dim=-1, eps=1e-6) - F.normalize(rel_gt, dim=-1)).norm(dim=-1)
+    return chord[keep].mean()
+
+
+def camera_loss(
+    pose_enc_list: list[Tensor], gt_pose_encoding: Tensor, *, direction_weight: float = 0.0
+) -> dict[str, Tensor]:
+    """Pose-encoding L1 over refinement iterations, plus the optional translation-direction term.
 
     Args:
         pose_enc_list: ``K`` tensors ``[B, S, 9]`` (the camera head's iterations, last = final).
         gt_pose_encoding: ``[B, S, 9]``.
+        direction_weight: weight of :func:`translation_direction_loss` next to the L1 terms (0: VGGT's
+            loss exactly, and the term is not computed).
 
     Returns:
-        ``{"loss_camera": weighted total (×5 applied), "loss_T", "loss_R", "loss_FL"}``.
+        ``{"loss_camera": weighted total (×5 applied), "loss_T", "loss_R", "loss_FL", "loss_Tdir"}``.
     """
     if not pose_enc_list:
         raise ValueError("pose_enc_list must hold at least one [B, S, 9] prediction")
+    if direction_weight < 0:
+        raise ValueError(f"direction_weight must be >= 0, got {direction_weight}")
     n = len(pose_enc_list)
-    total_t = total_r = total_f = gt_pose_encoding.new_zeros(())
+    total_t = total_r = total_f = total_d = gt_pose_encoding.new_zeros(())
     for k, pred in enumerate(pose_enc_list):
         w = CAMERA_ITERATION_GAMMA ** (n - 1 - k)
         diff = (pred - gt_pose_encoding).abs()
         total_t = total_t + w * diff[..., :3].clamp(max=TRANSLATION_CLAMP).mean()
         total_r = total_r + w * diff[..., 3:7].mean()
         total_f = total_f + w * diff[..., 7:].mean()
-    lt, lr, lf = total_t / n, total_r / n, total_f / n
+        if direction_weight > 0:
+            total_d = total_d + w * translation_direction_loss(pred, gt_pose_encoding)
+    lt, lr, lf, ld = total_t / n, total_r / n, total_f / n, total_d / n
     return {
-        "loss_camera": CAMERA_LOSS_WEIGHT * (lt + lr + 0.5 * lf),
+        "loss_camera": CAMERA_LOSS_WEIGHT * (lt + lr + 0.5 * lf + direction_weight * ld),
         "loss_T": lt,
         "loss_R": lr,
         "loss_FL": lf,
+        "loss_Tdir": ld,
     }
 
 

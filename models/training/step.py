@@ -29,6 +29,8 @@ _TRAIN_GAUSSIANS = GaussianOptions(drop_fraction=0.0, min_opacity=0.0)
 @dataclass(frozen=True)
 class LossWeights:
     camera: float = 1.0  # on top of the ×5 inside camera_loss (VGGT's weight)
+    #: translation-direction term inside the camera loss (``losses.translation_direction_loss``; 0 = off)
+    camera_direction: float = 0.0
     depth: float = 1.0
     points: float = 1.0
     render: float = 1.0
@@ -107,7 +109,7 @@ def compute_losses(
         raw, anchors = res.gaussian_raw, res.anchors
 
     losses: dict[str, Tensor] = {}
-    cam = camera_loss(pose_list, gt.pose_encoding.float())
+    cam = camera_loss(pose_list, gt.pose_encoding.float(), direction_weight=weights.camera_direction)
     losses.update(cam)
     total = weights.camera * cam["loss_camera"]
     d = aleatoric_regression(depth[..., None], gt.depth.float()[..., None], depth_conf, gt.valid)

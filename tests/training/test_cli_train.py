@@ -60,3 +60,5 @@ def test_train_one_step_resume_refusals_and_export(tmp_path, capsys) -> None:
     assert "--anneal: this run already anneals over 1 steps from step 1" in capsys.readouterr().err
     assert main(["train", "--resume", "--out", str(run), "--anneal", "0"]) == 2
     assert "--anneal must be >= 1" in capsys.readouterr().err
+    assert main(["train", "--resume", "--out", str(run), "--direction-weight", "-1"]) == 2
+    assert "--direction-weight must be >= 0" in capsys.readouterr().err

@@ -215,3 +215,23 @@ def test_anneal_ends_the_run_with_a_linear_decay_to_zero(tmp_path) -> None:
         lr_multiplier(10, warmup_steps=2, total_steps=100, min_ratio=0.05, anneal_start=6, anneal_steps=4)
         == 0
     )
+
+
+def test_direction_weight_joins_a_resumed_run_and_stays_with_it(tmp_path) -> None:
+    cfg = micro_train_config(render=0.0)
+    Trainer(tmp_path / "a", cfg, model_config=MICRO).train(max_steps=2, progress=False)
+    turned_on = Trainer(tmp_path / "a", model_config=MICRO, resume=True, direction_weight=0.5)
+    assert turned_on.config.weights.camera_direction == 0.5
+    turned_on.train(max_steps=2, progress=False)
+    with (tmp_path / "a" / "log.csv").open() as f:
+        rows = {int(r["step"]): r for r in csv.DictReader(f)}
+    assert float(rows[1]["loss_Tdir"]) == float(rows[2]["loss_Tdir"]) == 0.0  # before: off, not computed
+    assert all(0.0 < float(rows[s]["loss_Tdir"]) <= 2.0 for s in (3, 4))
+    for s in (3, 4):  # the total camera loss holds the term at its weight: 5 * (T + R + FL/2 + 0.5 * Tdir)
+        r = {k: float(rows[s][k]) for k in ("loss_camera", "loss_T", "loss_R", "loss_FL", "loss_Tdir")}
+        parts = r["loss_T"] + r["loss_R"] + 0.5 * r["loss_FL"] + 0.5 * r["loss_Tdir"]
+        assert r["loss_camera"] == pytest.approx(5.0 * parts, rel=1e-5)
+    later = Trainer(tmp_path / "a", model_config=MICRO, resume=True)  # stored with the run
+    assert later.config.weights.camera_direction == 0.5
+    with pytest.raises(ValueError, match="direction_weight must be >= 0"):
+        Trainer(tmp_path / "b", cfg, model_config=MICRO, direction_weight=-0.1)
