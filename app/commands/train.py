@@ -44,6 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="weight of the camera loss's translation-direction term (baseline-length invariant; "
         "default: the run's own, 0 for a new run); on --resume it applies from the checkpoint on",
     )  # fmt: skip
+    p.add_argument(
+        "--sign-invariant-rotation", action="store_true", default=None,
+        help="compare predicted quaternions with the nearer of +/- the true one (q and -q are the same "
+        "rotation); for a new run, or from the checkpoint on with --resume; the run keeps it",
+    )  # fmt: skip
     p.add_argument("--threads", type=int, default=1, metavar="N", help="torch CPU threads (default 1)")
     p.add_argument(
         "--data-workers", type=int, default=0, metavar="N",
@@ -102,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
             trainer = Trainer(
                 args.out, resume=True, data_workers=args.data_workers, anneal_steps=args.anneal,
                 direction_weight=args.direction_weight,
+                sign_invariant_rotation=args.sign_invariant_rotation,
             )  # fmt: skip
             have = trainer.model_config.name
             if args.preset is not None and have != args.preset:
@@ -114,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
             trainer = Trainer(
                 args.out, config, data_workers=args.data_workers, anneal_steps=args.anneal,
                 direction_weight=args.direction_weight,
+                sign_invariant_rotation=args.sign_invariant_rotation,
             )  # fmt: skip
     except CheckpointError as e:
         raise CommandError(f"--{'resume' if args.resume else 'out'}: {e}") from e

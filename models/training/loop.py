@@ -136,13 +136,15 @@ class Trainer:
         data_workers: int = 0,
         anneal_steps: int | None = None,
         direction_weight: float | None = None,
+        sign_invariant_rotation: bool | None = None,
     ) -> None:
         """``anneal_steps``: end the run with a linear decay of the rate to zero over that many steps from
         where it stands now (its checkpoint's step, or ``init_step`` for a new run); see
         :mod:`models.training.schedule`. A run that already anneals resumes with its own setting.
         ``direction_weight``: set the camera loss's translation-direction weight
         (``LossWeights.camera_direction``) from here on; it is stored with the run, so later resumes keep
-        it. None keeps the run's own."""
+        it. None keeps the run's own. ``sign_invariant_rotation``: likewise for
+        ``LossWeights.sign_invariant_rotation``."""
         self.out = Path(out_dir)
         ckpt_path = self.out / CHECKPOINT_NAME
         data = None
@@ -162,6 +164,9 @@ class Trainer:
             if direction_weight < 0:
                 raise ValueError(f"direction_weight must be >= 0, got {direction_weight}")
             weights = replace(self.config.weights, camera_direction=float(direction_weight))
+            self.config = replace(self.config, weights=weights)
+        if sign_invariant_rotation is not None:
+            weights = replace(self.config.weights, sign_invariant_rotation=bool(sign_invariant_rotation))
             self.config = replace(self.config, weights=weights)
         self.model_config = model_config or get_config(self.config.preset)
         if self.model_config.gaussian_head is None and self.config.weights.render > 0:

@@ -31,6 +31,8 @@ class LossWeights:
     camera: float = 1.0  # on top of the ×5 inside camera_loss (VGGT's weight)
     #: translation-direction term inside the camera loss (``losses.translation_direction_loss``; 0 = off)
     camera_direction: float = 0.0
+    #: quaternion L1 against the nearer of ±q (``losses.camera_loss``); False = VGGT's plain L1
+    sign_invariant_rotation: bool = False
     depth: float = 1.0
     points: float = 1.0
     render: float = 1.0
@@ -109,7 +111,12 @@ def compute_losses(
         raw, anchors = res.gaussian_raw, res.anchors
 
     losses: dict[str, Tensor] = {}
-    cam = camera_loss(pose_list, gt.pose_encoding.float(), direction_weight=weights.camera_direction)
+    cam = camera_loss(
+        pose_list,
+        gt.pose_encoding.float(),
+        direction_weight=weights.camera_direction,
+        sign_invariant_rotation=weights.sign_invariant_rotation,
+    )
     losses.update(cam)
     total = weights.camera * cam["loss_camera"]
     d = aleatoric_regression(depth[..., None], gt.depth.float()[..., None], depth_conf, gt.valid)

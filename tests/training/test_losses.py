@@ -93,3 +93,22 @@ def test_encoding_round_trip_used_by_the_tests_is_exact() -> None:
     enc = _random_encodings(1, 3, seed=6)[0]
     w2c, K = pose_encoding_to_extrinsics_intrinsics(enc, (64, 64))
     np.testing.assert_allclose(extrinsics_intrinsics_to_pose_encoding(w2c, K, (64, 64)).numpy(), enc.numpy())
+
+
+def test_sign_invariant_rotation_scores_q_and_minus_q_alike() -> None:
+    gt = _random_encodings(1, 3, seed=7).float()
+    negated = gt.clone()
+    negated[..., 3:7] *= -1  # the same rotations, written with w <= 0
+    assert float(camera_loss([negated], gt)["loss_R"]) > 0.1  # VGGT's L1 calls them far apart
+    assert float(camera_loss([negated], gt, sign_invariant_rotation=True)["loss_R"]) == 0.0
+    nearby = gt + 0.01  # away from the sign flip both forms agree
+    plain, invariant = camera_loss([nearby], gt), camera_loss([nearby], gt, sign_invariant_rotation=True)
+    assert float(invariant["loss_R"]) == pytest.approx(float(plain["loss_R"]), rel=1e-5)
+    # Turns of 179.9° and 180.1° about z differ by 0.2°, but with w >= 0 their quaternions have opposite
+    # axes: predicting one for the other costs VGGT's L1 ~0.5 and the invariant loss ~4e-4.
+    half = math.radians(179.9) / 2
+    pred, target = gt.clone(), gt.clone()
+    pred[0, 1, 3:7] = torch.tensor([0.0, 0.0, math.sin(half), math.cos(half)])
+    target[0, 1, 3:7] = torch.tensor([0.0, 0.0, -math.sin(half), math.cos(half)])
+    assert float(camera_loss([pred], target)["loss_R"]) > 0.15  # 2/4 on one of 3 views
+    assert float(camera_loss([pred], target, sign_invariant_rotation=True)["loss_R"]) < 1e-3

@@ -220,8 +220,11 @@ def test_anneal_ends_the_run_with_a_linear_decay_to_zero(tmp_path) -> None:
 def test_direction_weight_joins_a_resumed_run_and_stays_with_it(tmp_path) -> None:
     cfg = micro_train_config(render=0.0)
     Trainer(tmp_path / "a", cfg, model_config=MICRO).train(max_steps=2, progress=False)
-    turned_on = Trainer(tmp_path / "a", model_config=MICRO, resume=True, direction_weight=0.5)
+    turned_on = Trainer(
+        tmp_path / "a", model_config=MICRO, resume=True, direction_weight=0.5, sign_invariant_rotation=True
+    )
     assert turned_on.config.weights.camera_direction == 0.5
+    assert turned_on.config.weights.sign_invariant_rotation
     turned_on.train(max_steps=2, progress=False)
     with (tmp_path / "a" / "log.csv").open() as f:
         rows = {int(r["step"]): r for r in csv.DictReader(f)}
@@ -232,6 +235,6 @@ def test_direction_weight_joins_a_resumed_run_and_stays_with_it(tmp_path) -> Non
         parts = r["loss_T"] + r["loss_R"] + 0.5 * r["loss_FL"] + 0.5 * r["loss_Tdir"]
         assert r["loss_camera"] == pytest.approx(5.0 * parts, rel=1e-5)
     later = Trainer(tmp_path / "a", model_config=MICRO, resume=True)  # stored with the run
-    assert later.config.weights.camera_direction == 0.5
+    assert later.config.weights.camera_direction == 0.5 and later.config.weights.sign_invariant_rotation
     with pytest.raises(ValueError, match="direction_weight must be >= 0"):
         Trainer(tmp_path / "b", cfg, model_config=MICRO, direction_weight=-0.1)
