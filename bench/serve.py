@@ -413,6 +413,14 @@ def render_section(results: dict, levels: list[int], meta: dict) -> str:
             f"p95 {f['p95']:.2f} s vs {fb['p95']:.2f} s for `reconstruct` + `write_reconstruction` in "
             f"process ({(f['p95'] / fb['p95'] - 1) * 100:+.0f} %)."
         )
+        again = meta.get("full_measured")
+        if again:
+            runs = ", ".join(f"{x:+.0f}" for x in again["runs"])
+            lines[-1] += (
+                f" Measured again on its own on {again['date']} (`python -m bench.serve --only-full`, "
+                f"{again['repeats']} runs of {meta['requests'][1]} requests, load average {again['load']} at "
+                f"the start; run by run {runs} %)."
+            )
     u = results["upload"]
     rises = ", ".join(f"{x:.0f}" for x in u["rss_rise_mb"])
     lines += [
@@ -428,6 +436,42 @@ def render_section(results: dict, levels: list[int], meta: dict) -> str:
 
 
 # -------------------------------------------------------------------------------------------- main
+def remeasure_full(repeats: int, threads: int) -> int:
+    """Measure the every-output row again (one batching-off server and the in-process baseline, side by
+    side in each repeat) and merge it into the saved results, with its own date and load."""
+    results = load_results(RESULTS)
+    load_at_start = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    scenes = make_scenes(8)
+    bare = BareModel(scenes, threads)
+    calls = results["meta"]["requests"][1]
+    env = {
+        "ONEPASS_TORCH_THREADS": str(threads),
+        "ONEPASS_WORKERS": "1",
+        "ONEPASS_BATCHING": "false",
+        "ONEPASS_IDLE_TRIM_S": "0",
+    }
+    full, bare_full = [], []
+    with tempfile.TemporaryDirectory() as data, server(Path(data), env) as (_, url):
+        load_level(url, scenes, 1, 1, None)  # unmeasured: page cache, allocator
+        for r in range(repeats):
+            full.append(load_level(url, scenes, 1, calls, None))
+            bare_full.append(bare.run(calls, write_all=True))
+            print(f"run {r} every output: {full[-1]}, in process {bare_full[-1]}", flush=True)
+    results["full"] = {k: statistics.median(x[k] for x in full) for k in full[0]}
+    results["bare_full"] = {k: statistics.median(x[k] for x in bare_full) for k in bare_full[0]}
+    results["meta"]["full_measured"] = {
+        "date": time.strftime("%Y-%m-%d"),
+        "load": load_at_start,
+        "repeats": repeats,
+        "runs": [round((f["p95"] / b["p95"] - 1) * 100, 1) for f, b in zip(full, bare_full, strict=True)],
+    }
+    meta = results["meta"]
+    write_section(SECTION, render_section(results, meta["levels"], meta))
+    RESULTS.write_text(json.dumps(results, indent=1, default=str))
+    print(f"wrote {DOC} ({SECTION}) with the every-output row")
+    return 0
+
+
 def load_results(path: Path) -> dict:
     """A saved run's results with the concurrency levels back as ints (JSON made them strings)."""
     results = json.loads(path.read_text())
@@ -453,6 +497,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--uploads", type=int, default=100, help="JPEGs in the upload-memory run")
     ap.add_argument("--skip-full", action="store_true", help="skip the every-output row")
+    ap.add_argument(
+        "--only-full",
+        action="store_true",
+        help=f"measure only the every-output row and merge it into the last run's {RESULTS.name}",
+    )
     ap.add_argument("--quick", action="store_true", help="1 run, concurrency 1 and 4, no docs update")
     ap.add_argument(
         "--render-only",
@@ -468,6 +517,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     tune_malloc()  # the bare model call gets the allocator setting the servers get (models.runtime)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
+    if args.only_full:
+        return remeasure_full(args.repeats, args.threads)
     levels = [1, 4] if args.quick else args.levels
     repeats = 1 if args.quick else args.repeats
     requests = {c: {1: 30, 4: 12}.get(c, min(2 * c, 24)) for c in levels}  # c=1: 30 samples for a p95

@@ -1,4 +1,5 @@
-"""bench._report.write_section rewrites one section of BENCHMARKS.md and leaves the others byte for byte."""
+"""bench._report.write_section rewrites one section of BENCHMARKS.md and leaves the others byte for byte;
+bench.serve renders its section from saved results."""
 
 from __future__ import annotations
 
@@ -27,3 +28,22 @@ def test_text_must_carry_its_heading(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="must start with its heading"):
         write_section("## A", "no heading\n", tmp_path / "B.md")
     assert cpu_name()
+
+
+def test_serve_section_names_a_separately_measured_every_output_row() -> None:
+    """``bench.serve --only-full`` merges a new every-output row; the section says when and how it ran."""
+    from bench.serve import RESULTS, load_results, render_section
+
+    results = load_results(RESULTS)
+    meta = results["meta"]
+    before = render_section(results, meta["levels"], meta)
+    assert "Measured again on its own" not in before
+    meta["full_measured"] = {
+        "date": "2026-12-03",
+        "load": "1.0, 1.0, 1.0",
+        "repeats": 3,
+        "runs": [5.0, -2.5, 8],
+    }
+    after = render_section(results, meta["levels"], meta)
+    assert "Measured again on its own on 2026-12-03 (`python -m bench.serve --only-full`, 3 runs" in after
+    assert "run by run +5, -2, +8 %" in after
