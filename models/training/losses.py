@@ -88,13 +88,15 @@ def camera_loss(
     direction_weight: float = 0.0,
     sign_invariant_rotation: bool = False,
 ) -> dict[str, Tensor]:
-    """Pose-encoding L1 over refinement iterations, plus the optional translation-direction term.
+    """Pose-encoding L1 over refinement iterations, with the two optional changes of the module doc.
 
     Args:
         pose_enc_list: ``K`` tensors ``[B, S, 9]`` (the camera head's iterations, last = final).
         gt_pose_encoding: ``[B, S, 9]``.
         direction_weight: weight of :func:`translation_direction_loss` next to the L1 terms (0: VGGT's
             loss exactly, and the term is not computed).
+        sign_invariant_rotation: compare the predicted quaternion with the nearer of ``±`` the true one
+            (False: VGGT's plain L1 against the ``w ≥ 0`` target).
 
     Returns:
         ``{"loss_camera": weighted total (×5 applied), "loss_T", "loss_R", "loss_FL", "loss_Tdir"}``.
