@@ -20,8 +20,10 @@ BINS = ((0, 60), (60, 120), (120, 150), (150, 181))
 
 
 def _angle_deg(R: np.ndarray) -> float:
-    """Rotation angle of a 3×3 rotation matrix, in degrees."""
-    return float(np.degrees(np.arccos(np.clip((np.trace(R) - 1.0) / 2.0, -1.0, 1.0))))
+    """Rotation angle of a 3×3 rotation matrix, in degrees (the pose metric's own geodesic angle)."""
+    from models.eval.camera import _rotation_angle_deg
+
+    return float(_rotation_angle_deg(R[None], np.eye(3)[None])[0])
 
 
 def turn_rows(weights: str, seeds: list[int], views: int) -> np.ndarray:
@@ -29,15 +31,14 @@ def turn_rows(weights: str, seeds: list[int], views: int) -> np.ndarray:
     import torch
 
     from models import Reconstructor
-    from models.eval.suite import procedural_ground_truth
+    from models.eval.suite import _uint8, procedural_ground_truth
 
     torch.set_num_threads(1)
     rec = Reconstructor("tiny", weights=weights, device="cpu")
     rows = []
     for seed in seeds:
         gt = procedural_ground_truth(seed, views, 224, 0)
-        images = [np.clip(np.round(im * 255.0), 0, 255).astype(np.uint8) for im in gt.images]
-        pred, true = rec.reconstruct(images, max_anchors=8).world_to_camera, gt.world_to_camera
+        pred, true = rec.reconstruct(_uint8(gt.images), max_anchors=8).world_to_camera, gt.world_to_camera
         for i in range(1, views):
             rel_pred = pred[i, :3, :3] @ pred[0, :3, :3].T
             rel_true = true[i, :3, :3] @ true[0, :3, :3].T

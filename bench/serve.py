@@ -436,6 +436,33 @@ def render_section(results: dict, levels: list[int], meta: dict) -> str:
 
 
 # -------------------------------------------------------------------------------------------- main
+def server_envs(threads: int, wait_ms: float) -> dict[str, dict[str, str]]:
+    """Environment of each measured server mode (batching on, off, two workers)."""
+    common = {
+        "ONEPASS_TORCH_THREADS": str(threads),
+        "ONEPASS_MAX_BATCH_SCENES": "16",
+        "ONEPASS_MAX_BATCH_TOKENS": "65536",
+        # steady state: a server waiting for its turn while the others are measured would otherwise hand
+        # its memory back after 30 s idle and pay the page faults again on its first measured request
+        "ONEPASS_IDLE_TRIM_S": "0",
+    }
+    return {
+        "on": {
+            **common,
+            "ONEPASS_WORKERS": "1",
+            "ONEPASS_BATCHING": "true",
+            "ONEPASS_MAX_WAIT_MS": str(wait_ms),
+        },
+        "off": {**common, "ONEPASS_WORKERS": "1", "ONEPASS_BATCHING": "false"},
+        "workers2": {**common, "ONEPASS_WORKERS": "2", "ONEPASS_BATCHING": "false"},
+    }
+
+
+def medians(runs: list[dict]) -> dict:
+    """Per-key median over runs that share their keys."""
+    return {k: statistics.median(x[k] for x in runs) for k in runs[0]}
+
+
 def remeasure_full(repeats: int, threads: int) -> int:
     """Measure the every-output row again (one batching-off server and the in-process baseline, side by
     side in each repeat) and merge it into the saved results, with its own date and load."""
@@ -444,12 +471,7 @@ def remeasure_full(repeats: int, threads: int) -> int:
     scenes = make_scenes(8)
     bare = BareModel(scenes, threads)
     calls = results["meta"]["requests"][1]
-    env = {
-        "ONEPASS_TORCH_THREADS": str(threads),
-        "ONEPASS_WORKERS": "1",
-        "ONEPASS_BATCHING": "false",
-        "ONEPASS_IDLE_TRIM_S": "0",
-    }
+    env = server_envs(threads, wait_ms=10.0)["off"]
     full, bare_full = [], []
     with tempfile.TemporaryDirectory() as data, server(Path(data), env) as (_, url):
         load_level(url, scenes, 1, 1, None)  # unmeasured: page cache, allocator
@@ -457,8 +479,7 @@ def remeasure_full(repeats: int, threads: int) -> int:
             full.append(load_level(url, scenes, 1, calls, None))
             bare_full.append(bare.run(calls, write_all=True))
             print(f"run {r} every output: {full[-1]}, in process {bare_full[-1]}", flush=True)
-    results["full"] = {k: statistics.median(x[k] for x in full) for k in full[0]}
-    results["bare_full"] = {k: statistics.median(x[k] for x in bare_full) for k in bare_full[0]}
+    results["full"], results["bare_full"] = medians(full), medians(bare_full)
     results["meta"]["full_measured"] = {
         "date": time.strftime("%Y-%m-%d"),
         "load": load_at_start,
@@ -531,24 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": {m: {c: [] for c in (multi_levels if m == "workers2" else levels)} for m in MODES}
     }
     extra: dict[str, list[dict]] = {"bare": [], "full": [], "bare_full": [], "sweep": []}
-    common = {
-        "ONEPASS_TORCH_THREADS": str(args.threads),
-        "ONEPASS_MAX_BATCH_SCENES": "16",
-        "ONEPASS_MAX_BATCH_TOKENS": "65536",
-        # steady state: a server waiting for its turn while the others are measured would otherwise hand
-        # its memory back after 30 s idle and pay the page faults again on its first measured request
-        "ONEPASS_IDLE_TRIM_S": "0",
-    }
-    configs = {
-        "on": {
-            **common,
-            "ONEPASS_WORKERS": "1",
-            "ONEPASS_BATCHING": "true",
-            "ONEPASS_MAX_WAIT_MS": str(args.wait_ms),
-        },
-        "off": {**common, "ONEPASS_WORKERS": "1", "ONEPASS_BATCHING": "false"},
-        "workers2": {**common, "ONEPASS_WORKERS": "2", "ONEPASS_BATCHING": "false"},
-    }
+    configs = server_envs(args.threads, args.wait_ms)
     with ExitStack() as stack:
         urls = {}
         for mode, env in configs.items():
@@ -580,12 +584,11 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
     results["median"] = {
-        mode: {c: {k: statistics.median(x[k] for x in runs) for k in runs[0]} for c, runs in per.items()}
-        for mode, per in results["runs"].items()
+        mode: {c: medians(runs) for c, runs in per.items()} for mode, per in results["runs"].items()
     }
     for name, runs in extra.items():
         if runs:
-            results[name] = {k: statistics.median(x[k] for x in runs) for k in runs[0]}
+            results[name] = medians(runs)
     results["bare"]["runs"] = requests[1] * repeats
     results["bare_runs"] = extra["bare"]  # per run, for the run-by-run p95 ratios
     results["upload"] = upload_rss(args.uploads, 1 if args.quick else 3)

@@ -160,14 +160,15 @@ class Trainer:
         if anneal_steps is not None:
             start = int(data["step"]) if data is not None else self.config.init_step
             self.config = with_anneal(self.config, start, anneal_steps)
-        if direction_weight is not None:
-            if direction_weight < 0:
-                raise ValueError(f"direction_weight must be >= 0, got {direction_weight}")
-            weights = replace(self.config.weights, camera_direction=float(direction_weight))
-            self.config = replace(self.config, weights=weights)
-        if sign_invariant_rotation is not None:
-            weights = replace(self.config.weights, sign_invariant_rotation=bool(sign_invariant_rotation))
-            self.config = replace(self.config, weights=weights)
+        if direction_weight is not None and direction_weight < 0:
+            raise ValueError(f"direction_weight must be >= 0, got {direction_weight}")
+        loss_options = {
+            "camera_direction": direction_weight,
+            "sign_invariant_rotation": sign_invariant_rotation,
+        }
+        overrides = {k: v for k, v in loss_options.items() if v is not None}
+        if overrides:
+            self.config = replace(self.config, weights=replace(self.config.weights, **overrides))
         self.model_config = model_config or get_config(self.config.preset)
         if self.model_config.gaussian_head is None and self.config.weights.render > 0:
             raise ValueError(f"preset {self.model_config.name!r} has no Gaussian head; set weights.render=0")
