@@ -31,7 +31,10 @@ import ctypes.util
 import functools
 import os
 
-__all__ = ["tune_malloc", "trim_malloc", "rss_bytes", "ARENA_MAX", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
+__all__ = [
+    "tune_malloc", "trim_malloc", "rss_bytes", "cpu_bf16_native",
+    "ARENA_MAX", "MMAP_THRESHOLD", "TRIM_THRESHOLD",
+]  # fmt: skip
 
 #: blocks below this come from malloc's heap, not a fresh mmap (glibc's ``M_MMAP_THRESHOLD``)
 MMAP_THRESHOLD = 1 << 30
@@ -110,3 +113,15 @@ def trim_malloc() -> int:
     before = rss_bytes()
     libc.malloc_trim(0)
     return max(0, before - rss_bytes())
+
+
+@functools.cache
+def cpu_bf16_native() -> bool:
+    """Whether oneDNN runs bfloat16 natively on this CPU (AVX512-BF16 or AMX); without it a bf16 autocast
+    (``VGGT.cpu_bf16``) still gives correct results, emulated and slower than float32."""
+    import torch
+
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN or without this query
+        return False

@@ -113,13 +113,28 @@ class VGGT(nn.Module):
         self.zpressor = ZPressor(cfg.embed_dim, cfg.zpressor) if cfg.zpressor else None
         #: autocast the trunk on CUDA (heads stay float32)
         self.amp = True
+        #: autocast the trunk *and* the dense heads to bfloat16 on the CPU (the camera head, the head
+        #: activations and every output stay float32). Off by default: float32 is the reference the parity
+        #: tests check. The dense heads' convolutions are most of a CPU training step, so keeping them in
+        #: float32 as on CUDA would leave most of the speed-up on the table (``docs/BENCHMARKS.md``,
+        #: "Training precision").
+        self.cpu_bf16 = False
 
     # ------------------------------------------------------------------------------------------ helpers
     def _amp(self, device: torch.device):
+        """The trunk's precision: bf16/fp16 autocast on CUDA, bf16 on the CPU when ``cpu_bf16``."""
         if device.type == "cuda" and self.amp:
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
             return torch.autocast("cuda", dtype=dtype)
+        if device.type == "cpu" and self.cpu_bf16:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+    def _head_precision(self, device: torch.device):
+        """The dense heads' precision: float32 on CUDA (as VGGT), bf16 on the CPU when ``cpu_bf16``."""
+        if device.type == "cpu" and self.cpu_bf16:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return self._fp32(device)
 
     @staticmethod
     def _fp32(device: torch.device):
@@ -145,19 +160,24 @@ class VGGT(nn.Module):
     def _dense_heads(
         self, trunk: TrunkOutput, image_hw: tuple[int, int], *, points: bool, gaussians: bool
     ) -> dict[str, Tensor]:
-        """Run the dense heads (float32) on one trunk output → activated maps ``[B, S, H, W, ...]``."""
+        """Run the dense heads on one trunk output → activated float32 maps ``[B, S, H, W, ...]``.
+
+        The heads run in float32 except on the CPU with ``cpu_bf16``; their raw outputs are made float32
+        before the activations either way."""
         layers = [trunk.layers[i].float() for i in self.cfg.trunk.out_layers]
         out: dict[str, Tensor] = {}
-        with self._fp32(layers[0].device):
+        with self._head_precision(layers[0].device):
+            depth_raw = point_raw = None
             if self.depth_head is not None:
-                out["depth"], out["depth_conf"] = activate_depth(
-                    self.depth_head(layers, image_hw, trunk.patch_start)
-                )
+                depth_raw = self.depth_head(layers, image_hw, trunk.patch_start)
             if points and self.point_head is not None:
-                raw = self.point_head(layers, image_hw, trunk.patch_start)
-                out["world_points"], out["world_points_conf"] = activate_points(raw)
+                point_raw = self.point_head(layers, image_hw, trunk.patch_start)
             if gaussians and self.gaussian_head is not None:
-                out["gaussians"] = self.gaussian_head(layers, image_hw, trunk.patch_start)
+                out["gaussians"] = self.gaussian_head(layers, image_hw, trunk.patch_start).float()
+        if depth_raw is not None:
+            out["depth"], out["depth_conf"] = activate_depth(depth_raw.float())
+        if point_raw is not None:
+            out["world_points"], out["world_points_conf"] = activate_points(point_raw.float())
         return out
 
     def _camera_tokens(self, trunk: TrunkOutput) -> Tensor:

@@ -137,6 +137,7 @@ class Trainer:
         anneal_steps: int | None = None,
         direction_weight: float | None = None,
         sign_invariant_rotation: bool | None = None,
+        cpu_bf16: bool | None = None,
     ) -> None:
         """``anneal_steps``: end the run with a linear decay of the rate to zero over that many steps from
         where it stands now (its checkpoint's step, or ``init_step`` for a new run); see
@@ -144,7 +145,8 @@ class Trainer:
         ``direction_weight``: set the camera loss's translation-direction weight
         (``LossWeights.camera_direction``) from here on; it is stored with the run, so later resumes keep
         it. None keeps the run's own. ``sign_invariant_rotation``: likewise for
-        ``LossWeights.sign_invariant_rotation``."""
+        ``LossWeights.sign_invariant_rotation``. ``cpu_bf16``: likewise for ``TrainConfig.cpu_bf16``
+        (bfloat16 autocast on the CPU)."""
         self.out = Path(out_dir)
         ckpt_path = self.out / CHECKPOINT_NAME
         data = None
@@ -169,12 +171,15 @@ class Trainer:
         overrides = {k: v for k, v in loss_options.items() if v is not None}
         if overrides:
             self.config = replace(self.config, weights=replace(self.config.weights, **overrides))
+        if cpu_bf16 is not None:
+            self.config = replace(self.config, cpu_bf16=cpu_bf16)
         self.model_config = model_config or get_config(self.config.preset)
         if self.model_config.gaussian_head is None and self.config.weights.render > 0:
             raise ValueError(f"preset {self.model_config.name!r} has no Gaussian head; set weights.render=0")
         torch.manual_seed(self.config.seed)
         self.model = build_model(self.model_config, seed=self.config.seed)  # the model's own initialisation
         self.model.train()
+        self.model.cpu_bf16 = self.config.cpu_bf16
         self.model.aggregator.gradient_checkpointing = self.config.gradient_checkpointing
         self.optimizer = build_optimizer(self.model, self.config)
         warm = self.config.init_weights is not None
@@ -242,7 +247,11 @@ class Trainer:
 
     def run_validation(self) -> dict[str, float]:
         """Score held-out scenes now, append a row to ``val.csv`` and keep the weights as a snapshot."""
-        res = validate(self.model, views=self.config.val_views)
+        self.model.cpu_bf16 = False  # validation scores are float32 whatever the training precision
+        try:
+            res = validate(self.model, views=self.config.val_views)
+        finally:
+            self.model.cpu_bf16 = self.config.cpu_bf16
         row = {"step": self.step, "elapsed_s": round(self.elapsed_s, 1), **res}
         self.save_snapshot()
         path = self.out / "val.csv"

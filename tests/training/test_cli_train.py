@@ -46,6 +46,11 @@ def test_train_one_step_resume_refusals_and_export(tmp_path, capsys) -> None:
     with (warm / "log.csv").open() as f:
         (row,) = list(csv.DictReader(f))
     assert row["step"] == "2"
+    # bf16 autocast on the CPU from here on: one more step, and the run keeps the setting.
+    bf16 = ["train", "--resume", "--out", str(warm), "--cpu-bf16", "--max-steps", "1", "--no-progress"]
+    assert main(bf16) == 0
+    assert "step 3 (+1)" in capsys.readouterr().out
+    assert torch.load(warm / "last.pt", weights_only=True)["train_config"]["cpu_bf16"] is True
     assert main(["train", "--resume", "--out", str(warm), "--init-weights", str(out)]) == 2
     assert "cannot be combined with --resume" in capsys.readouterr().err
     junk = tmp_path / "junk.safetensors"

@@ -238,3 +238,41 @@ def test_direction_weight_joins_a_resumed_run_and_stays_with_it(tmp_path) -> Non
     assert later.config.weights.camera_direction == 0.5 and later.config.weights.sign_invariant_rotation
     with pytest.raises(ValueError, match="direction_weight must be >= 0"):
         Trainer(tmp_path / "b", cfg, model_config=MICRO, direction_weight=-0.1)
+
+
+def test_cpu_bf16_trains_close_to_float32_and_stays_with_the_run(tmp_path, monkeypatch) -> None:
+    cfg = micro_train_config(render=1.0)
+    fp32 = Trainer(tmp_path / "fp32", cfg, model_config=MICRO)
+    bf16 = Trainer(tmp_path / "bf16", cfg, model_config=MICRO, cpu_bf16=True)
+    assert bf16.config.cpu_bf16 and bf16.model.cpu_bf16 and not fp32.model.cpu_bf16
+    seen: set[torch.dtype] = set()
+    hook = bf16.model.aggregator.frame_blocks[0].mlp.fc1.register_forward_hook(
+        lambda mod, inp, out: seen.add(out.dtype)
+    )
+    # Same seed, same step: the same batch. Step 1 (same weights) differs only by bf16 rounding.
+    a, b = fp32.train_step(), bf16.train_step()
+    hook.remove()
+    assert seen == {torch.bfloat16}  # the trunk really ran in bf16
+    assert a["total"] != b["total"] and b["total"] == pytest.approx(a["total"], rel=0.02)
+    assert all(p.dtype == torch.float32 for p in bf16.model.parameters())  # master weights stay fp32
+    for _ in range(3):
+        row = bf16.train_step()
+        assert torch.isfinite(torch.tensor(row["total"])) and row["grad_norm"] > 0
+
+    import models.training.loop as loop
+
+    validated: list[bool] = []  # the precision the (real) validation ran in
+    real_validate = loop.validate
+
+    def recording_validate(model, views):
+        validated.append(model.cpu_bf16)
+        return real_validate(model, views=views)
+
+    monkeypatch.setattr(loop, "validate", recording_validate)
+    assert 0 <= bf16.run_validation()["auc30"] <= 1
+    assert validated == [False] and bf16.model.cpu_bf16  # validation in fp32, then back to bf16
+
+    bf16.save()
+    assert Trainer(tmp_path / "bf16", model_config=MICRO, resume=True).model.cpu_bf16  # kept with the run
+    off = Trainer(tmp_path / "bf16", model_config=MICRO, resume=True, cpu_bf16=False)
+    assert not off.config.cpu_bf16 and not off.model.cpu_bf16
