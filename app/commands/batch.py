@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from app.cli import CPU_BF16_HELP
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -29,6 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--max-anchors", type=int, default=8, help="ZPressor anchor views per scene (8)")
+    p.add_argument(
+        "--cpu-bf16", action="store_true", default=None,
+        help=f"{CPU_BF16_HELP}; default from settings (ONEPASS_CPU_BF16)",
+    )  # fmt: skip
     p.add_argument(
         "--outputs", default=None, help="comma-separated artifact groups (default: all but images)"
     )
@@ -67,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"DIR_OF_SCENES: {e}") from e
     if not scenes:
         raise CommandError(f"DIR_OF_SCENES: '{args.scenes}' has no scene sub-folders")
-    overrides = {k: v for k, v in {"preset": args.preset, "device": args.device}.items() if v is not None}
+    given = {"preset": args.preset, "device": args.device, "cpu_bf16": args.cpu_bf16}
+    overrides = {k: v for k, v in given.items() if v is not None}
     try:
         settings = Settings(**overrides)
     except ValueError as e:
@@ -81,7 +88,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise CommandError(f"--device: {e}") from e
     try:
-        reconstructor = pipeline.load_reconstructor(settings.preset, args.weights, device)
+        reconstructor = pipeline.load_reconstructor(
+            settings.preset, args.weights, device, cpu_bf16=settings.cpu_bf16
+        )
     except (ValueError, FileNotFoundError) as e:
         raise CommandError(f"--preset/--weights: {e}") from e
     options = {"preset": settings.preset, "max_anchors": args.max_anchors, "outputs": outputs}

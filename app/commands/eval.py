@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from app.cli import CommandError
+from app.cli import CPU_BF16_HELP, CommandError
 
 
 def _views(text: str) -> tuple[int, ...]:
@@ -49,6 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--full-attention-scenes", type=int, default=5, help="scenes also run without ZPressor")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument(
+        "--cpu-bf16", action="store_true",
+        help=CPU_BF16_HELP,
+    )  # fmt: skip
     p.add_argument("--out", required=True, metavar="DIR", help="where results.json/.md and plots go")
     p.set_defaults(func=run)
 
@@ -106,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
             model, info = load_eval_model(args.preset, args.weights)
         except (CheckpointError, FileNotFoundError, ValueError) as e:
             raise CommandError(f"--weights: {e}") from e
-        reconstructor = Reconstructor(args.preset, model=model)
+        reconstructor = Reconstructor(args.preset, model=model, cpu_bf16=args.cpu_bf16)
+        info["precision"] = reconstructor.precision
 
     rows = []
     if args.suite in ("procedural", "all"):

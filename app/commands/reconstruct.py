@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.cli import CommandError
+from app.cli import CPU_BF16_HELP, CommandError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,6 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="model input width in pixels, a multiple of 14 from 28 to 1036 (default: the preset's)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")
+    p.add_argument(
+        "--cpu-bf16", action="store_true",
+        help=CPU_BF16_HELP,
+    )  # fmt: skip
     p.add_argument(
         "--intrinsics", default=None, metavar="F", help="known intrinsics (JSON, cameras.json or .npy)"
     )
@@ -123,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
             bar.update()
         bar.set_description("loading model")
         try:
-            reconstructor = Reconstructor(args.preset, args.weights, args.device)
+            reconstructor = Reconstructor(args.preset, args.weights, args.device, cpu_bf16=args.cpu_bf16)
         except (FileNotFoundError, CheckpointMismatchError) as e:
             raise CommandError(f"--weights: {e}") from e
         except ValueError as e:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from app.cli import CPU_BF16_HELP
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the HTTP service", description=__doc__.splitlines()[0])
@@ -24,6 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="inference workers (default one per CUDA device, else 1; 0 = queue only)",
     )
+    p.add_argument(
+        "--cpu-bf16", action="store_true", default=None,
+        help=f"CPU workers: {CPU_BF16_HELP}; default from settings (ONEPASS_CPU_BF16)",
+    )  # fmt: skip
     p.add_argument(
         "--data-dir", type=Path, default=None, help="jobs, uploads and the SQLite file (default var/)"
     )
@@ -49,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         "weights": args.weights,
         "workers": args.workers,
         "data_dir": args.data_dir,
+        "cpu_bf16": args.cpu_bf16,
     }
     overrides = {k: v for k, v in given.items() if v is not None}
     if args.weights is not None and not args.weights.is_file():

@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument(
         "--cpu-bf16", action=argparse.BooleanOptionalAction, default=None,
-        help="run the network in bfloat16 autocast on the CPU (~1.4x faster steps where the CPU has "
+        help="run the network in bfloat16 autocast on the CPU (~1.2x faster steps where the CPU has "
         "native bf16, e.g. AVX512-BF16); losses, optimizer and validation stay float32; for a new run, "
         "or from the checkpoint on with --resume (--no-cpu-bf16 switches it off); the run keeps it",
     )  # fmt: skip

@@ -36,11 +36,12 @@ ALWAYS = ("cameras",)
 DEFAULT_OUTPUTS = tuple(g for g in OUTPUT_GROUPS if g != "images")
 
 
-def load_reconstructor(preset: str, weights: Path | None, device: str) -> Any:
+def load_reconstructor(preset: str, weights: Path | None, device: str, *, cpu_bf16: bool = False) -> Any:
     """Build the model once per worker (``models.Reconstructor``)."""
     from models import Reconstructor
 
-    return Reconstructor(preset=preset, weights=str(weights) if weights else None, device=device)
+    path = str(weights) if weights else None
+    return Reconstructor(preset=preset, weights=path, device=device, cpu_bf16=cpu_bf16)
 
 
 def preset_input_width(preset: str) -> tuple[int, int]:

@@ -92,7 +92,9 @@ class WorkerPool:
         )
         self.workers = [Worker(f"worker{i}-{d}", d) for i, d in enumerate(devices)]
         self._provider = provider or (
-            lambda device: pipeline.load_reconstructor(settings.preset, settings.weights, device)
+            lambda device: pipeline.load_reconstructor(
+                settings.preset, settings.weights, device, cpu_bf16=settings.cpu_bf16
+            )
         )
         self.io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="onepass-io")
         self.queue: BatchQueue | None = None

@@ -44,7 +44,7 @@ class TrainConfig:
     anneal_start: int | None = None
     anneal_steps: int = 0
     #: run the network in bfloat16 autocast on the CPU (``VGGT.cpu_bf16``: trunk and dense heads; losses,
-    #: optimizer and master weights stay float32). ~1.4× faster steps on a CPU with native bf16
+    #: optimizer and master weights stay float32). ~1.2× faster steps on a CPU with native bf16
     #: (AVX512-BF16/AMX); validation always runs in float32. No effect on CUDA, which autocasts anyway.
     cpu_bf16: bool = False
     stages: tuple[Stage, ...] = DEFAULT_STAGES

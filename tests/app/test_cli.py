@@ -42,7 +42,9 @@ def test_batch_is_resumable(
     (scenes / "empty").mkdir()
     out = tmp_path / "out"
     loads = []
-    monkeypatch.setattr(pipeline, "load_reconstructor", lambda *a: loads.append(a) or tiny_reconstructor)
+    monkeypatch.setattr(
+        pipeline, "load_reconstructor", lambda *a, **kw: loads.append(a) or tiny_reconstructor
+    )
     argv = [
         "batch",
         str(scenes),
