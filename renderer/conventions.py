@@ -47,6 +47,7 @@ __all__ = [
     "transform_points",
     "umeyama_sim3",
     "unproject_depth",
+    "unproject_pixels",
     "vggt_intrinsics_to_opencv",
     "opencv_intrinsics_to_vggt",
 ]
@@ -215,16 +216,30 @@ def unproject_depth(depth: Tensor, K: Tensor, world_to_camera: Tensor) -> Tensor
         ``[..., H, W, 3]`` world points (``X_world = Rᵀ (z K⁻¹ [u, v, 1] - t)``).
     """
     H, W = depth.shape[-2:]
-    uv = pixel_grid(H, W, dtype=depth.dtype, device=depth.device)
-    fx, fy = K[..., 0, 0, None, None], K[..., 1, 1, None, None]
-    cx, cy = K[..., 0, 2, None, None], K[..., 1, 2, None, None]
-    skew = K[..., 0, 1, None, None]
+    uv = pixel_grid(H, W, dtype=depth.dtype, device=depth.device).reshape(H * W, 2)
+    flat = depth.reshape(depth.shape[:-2] + (H * W,))
+    return unproject_pixels(uv, flat, K, world_to_camera).reshape(depth.shape + (3,))
+
+
+def unproject_pixels(uv: Tensor, depth: Tensor, K: Tensor, world_to_camera: Tensor) -> Tensor:
+    """Lift pixels of one camera (or a batch) to world points.
+
+    Args:
+        uv: ``[..., N, 2]`` continuous pixel coordinates (pixel centres at +0.5).
+        depth: ``[..., N]`` z-depth.
+        K: ``[..., 3, 3]``; world_to_camera: ``[..., 4, 4]``.
+
+    Returns:
+        ``[..., N, 3]`` world points (``X_world = Rᵀ (z K⁻¹ [u, v, 1] - t)``); :func:`unproject_depth` is
+        this on every pixel of a map.
+    """
+    fx, fy = K[..., 0, 0, None], K[..., 1, 1, None]
+    cx, cy = K[..., 0, 2, None], K[..., 1, 2, None]
+    skew = K[..., 0, 1, None]
     y = (uv[..., 1] - cy) / fy
     x = (uv[..., 0] - cx - skew * y) / fx
     cam = torch.stack([x * depth, y * depth, depth], -1)
-    c2w = invert_rigid(world_to_camera)
-    flat = cam.reshape(cam.shape[:-3] + (H * W, 3))
-    return transform_points(c2w, flat).reshape(cam.shape)
+    return transform_points(invert_rigid(world_to_camera), cam)
 
 
 def scale_intrinsics(K: Tensor, src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> Tensor:

@@ -59,18 +59,20 @@ def select_points(
         points ``[N, 3]`` float32, colours ``[N, 3]`` uint8 and the model's point confidence ``[N]``
         float32 (``points_conf``, above 1; higher is surer).
     """
-    pts = recon.world_points.reshape(-1, 3)
+    depth = recon.depth.reshape(-1)
     conf = recon.points_conf.reshape(-1)
-    keep = (
-        recon.valid.reshape(-1) & np.isfinite(pts).all(-1) & np.isfinite(conf) & (recon.depth.reshape(-1) > 0)
-    )
+    # a point is finite where its depth is (cameras are checked finite before a Reconstruction exists)
+    keep = recon.valid.reshape(-1) & np.isfinite(depth) & np.isfinite(conf) & (depth > 0)
     if keep.any() and POINT_DROP_FRACTION > 0:
         keep &= conf >= np.quantile(conf[keep], POINT_DROP_FRACTION)
     idx = np.flatnonzero(keep)
     if idx.size > max_points:
         idx = np.sort(np.random.default_rng(seed).choice(idx, max_points, replace=False))
+    pts = recon.points_at(idx)  # only the chosen pixels are lifted, not every view's whole map
+    finite = np.isfinite(pts).all(-1)
+    idx, pts = idx[finite], pts[finite]
     colors = np.clip(recon.colors.reshape(-1, 3)[idx] * 255 + 0.5, 0, 255).astype(np.uint8)
-    return pts[idx].astype(np.float32), colors, conf[idx].astype(np.float32)
+    return pts, colors, conf[idx].astype(np.float32)
 
 
 def confident_point_ply_bytes(points: np.ndarray, colors_uint8: np.ndarray, confidence: np.ndarray) -> bytes:

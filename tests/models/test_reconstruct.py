@@ -173,3 +173,32 @@ def test_bad_inputs(tiny_reconstructor, scene):
         tiny_reconstructor.reconstruct(imgs, max_anchors=0)
     with pytest.raises(ValueError, match="NaN"):
         tiny_reconstructor.reconstruct(imgs, intrinsics=np.full((3, 3), np.nan))
+
+
+def test_world_points_are_lifted_on_demand_and_points_at_matches_them(tiny_reconstructor, scene):
+    from app.services.outputs import select_points
+    from renderer.conventions import project_points
+
+    rec = tiny_reconstructor.reconstruct(images_uint8(scene))
+    assert rec._world_points is None  # reconstruct itself does not build every view's points
+    pts, colors, conf = select_points(rec, max_points=5000)
+    assert rec._world_points is None and pts.shape == (5000, 3) and pts.dtype == np.float32
+    # each exported point projects back onto its own pixel of its own view, at its depth
+    rng = np.random.default_rng(0)
+    idx = rng.choice(rec.depth.size, 3000, replace=False)
+    subset = rec.points_at(idx)
+    view, pixel = np.divmod(idx, rec.depth[0].size)
+    for s in range(rec.num_views):
+        sel = view == s
+        uv, z = project_points(
+            torch.from_numpy(subset[sel]).double(),
+            torch.from_numpy(rec.world_to_camera[s]),
+            torch.from_numpy(rec.K_model[s]),
+        )
+        w = rec.depth.shape[2]
+        want = np.stack([pixel[sel] % w + 0.5, pixel[sel] // w + 0.5], -1)
+        np.testing.assert_allclose(uv.numpy(), want, atol=2e-3)
+        np.testing.assert_allclose(z.numpy(), rec.depth[s].reshape(-1)[pixel[sel]], rtol=1e-5, atol=1e-6)
+    full = rec.world_points  # on first use: every pixel, and the same values
+    assert full.shape == rec.depth.shape + (3,) and rec._world_points is full
+    np.testing.assert_allclose(full.reshape(-1, 3)[idx], subset, rtol=1e-6, atol=1e-6)
