@@ -18,10 +18,10 @@ faults remained depended on where blocks happened to land (~850 to ~8,000 after 
 Gaussian code). Re-measured on 2026-12-03 the model-level counts were 0–1,800 tuned against 900–6,400
 untuned: through PyTorch they also depend on heap fragmentation (small allocations landing between the
 big ones), so ``tests/models/test_runtime.py`` checks the mechanism itself with malloc called directly in
-a worker thread (0 vs ~44,500 faults over three calls of 58 MiB, every run). Time per scene (before the single arena) 384–392 →
-352–353 ms for one scene per call, and 446 → 377 ms for 16 scenes per call. The cost: a process's
-resident memory no longer shrinks after a peak (it is reused by the next call instead) until
-:func:`trim_malloc` hands it back, which the service does once it has been idle for a while.
+a worker thread (0 vs ~44,500 faults over three calls of 58 MiB, every run). Time per scene (before the
+single arena) 384–392 → 352–353 ms for one scene per call, and 446 → 377 ms for 16 scenes per call.
+The cost: a process's resident memory no longer shrinks after a peak (it is reused by the next call
+instead) until :func:`trim_malloc` hands it back, which the service does once it has been idle a while.
 
 Call :func:`tune_malloc` once, early (before threads start); the ``onepass`` command line does for every
 command. ``ONEPASS_MALLOC_TUNING=0`` turns it off. A no-op where the C library is not glibc.
