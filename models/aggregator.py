@@ -73,19 +73,25 @@ class Aggregator(nn.Module):
 
     # ------------------------------------------------------------------------------------------- embed
     def embed(self, images: Tensor, chunk: int | None = None) -> Tensor:
-        """Images ``[B, S, 3, H, W]`` in [0, 1] → patch tokens ``[B, S, h·w, C]``.
+        """Images ``[B, S, 3, H, W]`` → patch tokens ``[B, S, h·w, C]``.
 
-        Normalises with the ImageNet mean/std (constants, not buffers: a clean state_dict) and runs the DINO
-        ViT per view, ``chunk`` views at a time.
+        Images are floats in [0, 1], or uint8 in [0, 255] made float (``k / 255``) ``chunk`` views at a
+        time, so a scene's images are never held as float32 all at once. Normalises with the ImageNet
+        mean/std (constants, not buffers: a clean state_dict) and runs the DINO ViT ``chunk`` views at a
+        time.
         """
         B, S, _, H, W = images.shape
         if H % self.patch_size or W % self.patch_size:
             raise ValueError(f"image size {H}x{W} must be a multiple of patch_size={self.patch_size}")
-        mean = torch.tensor(IMAGENET_MEAN, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+        dtype = torch.float32 if images.dtype == torch.uint8 else images.dtype
+        mean = torch.tensor(IMAGENET_MEAN, device=images.device, dtype=dtype).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=images.device, dtype=dtype).view(1, 3, 1, 1)
         flat = images.reshape(B * S, 3, H, W)
         chunk = chunk or flat.shape[0]
-        out = [self.patch_embed((flat[i : i + chunk] - mean) / std) for i in range(0, flat.shape[0], chunk)]
+        out = [
+            self.patch_embed((as_unit_float(flat[i : i + chunk]) - mean) / std)
+            for i in range(0, flat.shape[0], chunk)
+        ]
         tokens = torch.cat(out, 0)
         return tokens.view(B, S, tokens.shape[1], tokens.shape[2])
 
@@ -155,3 +161,9 @@ class Aggregator(nn.Module):
         H, W = images.shape[-2:]
         tokens = self.embed(images)
         return self.run(tokens, (H // self.patch_size, W // self.patch_size))
+
+
+def as_unit_float(images: Tensor) -> Tensor:
+    """uint8 ``[0, 255]`` → float32 ``[0, 1]`` (``k / 255``, the same values as decoding to float first);
+    float images pass through."""
+    return images.float().div_(255.0) if images.dtype == torch.uint8 else images

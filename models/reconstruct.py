@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from models.aggregator import as_unit_float
 from models.align import align_cameras
 from models.build import DEFAULT_TINY_WEIGHTS, load_model
 from models.gaussians import GaussianOptions, pixel_gaussians
@@ -109,7 +110,9 @@ class Reconstruction:
             (a property: at 64 views of 224² it is 38.5 MB that a caller exporting a 100k-point subset via
             :meth:`points_at` never needs); ``points_conf`` ``[S, h, w]``, the same array as
             ``depth_conf`` (the points' confidence is their depth's).
-        colors: ``[S, h, w, 3]`` float32 in [0, 1], the model-input RGB.
+        rgb: ``[S, h, w, 3]`` uint8, the model-input RGB (images given as floats are rounded to 8 bits
+            here; their Gaussians' colours come from the floats); :attr:`colors` is the same as float32
+            in [0, 1], made on first use.
         valid: ``[S, h, w]`` bool, False on padding added for mixed image sizes.
         K_model: ``[S, 3, 3]`` float64 intrinsics of the ``h×w`` maps.
         gaussians: from the anchor views.
@@ -123,7 +126,7 @@ class Reconstruction:
     depth: np.ndarray
     depth_conf: np.ndarray
     points_conf: np.ndarray
-    colors: np.ndarray
+    rgb: np.ndarray
     valid: np.ndarray
     K_model: np.ndarray
     gaussians: Gaussians
@@ -131,6 +134,7 @@ class Reconstruction:
     assignment: list[int]
     report: dict[str, Any] = field(default_factory=dict)
     _world_points: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    _colors: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def num_views(self) -> int:
@@ -150,6 +154,13 @@ class Reconstruction:
                 points[i : i + 8] = unproject_depth(depth[i : i + 8], K[i : i + 8], w2c[i : i + 8]).numpy()
             self._world_points = points
         return self._world_points
+
+    @property
+    def colors(self) -> np.ndarray:
+        """``[S, h, w, 3]`` float32 in [0, 1] (``rgb / 255``), made on first use and kept."""
+        if self._colors is None:
+            self._colors = self.rgb.astype(np.float32) / np.float32(255.0)
+        return self._colors
 
     def points_at(self, flat_index: np.ndarray) -> np.ndarray:
         """``[N, 3]`` float32 world points of the pixels at ``flat_index`` (indices into the flattened
@@ -272,7 +283,7 @@ class Reconstructor:
         prepared = [self._prepare(i, item) for i, item in enumerate(inputs)]
         groups: dict[tuple, list[int]] = {}
         for i, p in enumerate(prepared):
-            key = (tuple(p["images"].shape), p["max_anchors"])
+            key = (tuple(p["images"].shape), p["images"].dtype, p["max_anchors"])
             groups.setdefault(key, []).append(i)
         results: list[Reconstruction | None] = [None] * len(inputs)
         for idx in groups.values():
@@ -351,14 +362,16 @@ class Reconstructor:
         with torch.inference_mode():
             depth = depth.mul_(depth_scale).masked_fill_(~valid, 0.0)
             conf = conf.masked_fill_(~valid, 0.0)
-        colors = images.permute(0, 2, 3, 1).float().cpu()
+        rgb = images.permute(0, 2, 3, 1).cpu()  # a view, no copy: uint8 (or float, made uint8 below)
+        if rgb.is_floating_point():
+            rgb = rgb.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
 
         anchors = out.anchors[b].cpu()
         raw = None if out.gaussian_raw is None else out.gaussian_raw[b].float().cpu()
         gaussians = pixel_gaussians(
             depth[anchors],
             conf[anchors],
-            colors[anchors],
+            as_unit_float(images[anchors.to(images.device)]).permute(0, 2, 3, 1).cpu(),  # the model's input
             K_model[anchors],
             w2c[anchors],
             valid[anchors],
@@ -432,7 +445,7 @@ class Reconstructor:
             depth=depth.numpy(),
             depth_conf=conf.numpy(),
             points_conf=conf.numpy(),  # the same array: points are depth + camera, so is their confidence
-            colors=colors.numpy(),
+            rgb=rgb.numpy(),
             valid=valid.numpy(),
             K_model=K_model.numpy(),
             gaussians=gaussians,

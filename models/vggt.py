@@ -142,15 +142,16 @@ class VGGT(nn.Module):
             return torch.autocast("cuda", enabled=False)
         return contextlib.nullcontext()
 
-    def _check_images(self, images: Tensor) -> Tensor:
+    def _check_images(self, images: Tensor, *, allow_uint8: bool = False) -> Tensor:
         if not isinstance(images, Tensor):
             raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
         if images.dim() == 4:
             images = images[None]
         if images.dim() != 5 or images.shape[2] != 3:
             raise ValueError(f"images must be [S, 3, H, W] or [B, S, 3, H, W], got {list(images.shape)}")
-        if not images.is_floating_point():
-            raise TypeError(f"images must be a float tensor in [0, 1], got dtype {images.dtype}")
+        if not (images.is_floating_point() or (allow_uint8 and images.dtype == torch.uint8)):
+            kinds = "a float tensor in [0, 1] or uint8" if allow_uint8 else "a float tensor in [0, 1]"
+            raise TypeError(f"images must be {kinds}, got dtype {images.dtype}")
         H, W = images.shape[-2:]
         p = self.cfg.patch_size
         if H % p or W % p:
@@ -250,13 +251,14 @@ class VGGT(nn.Module):
         """Efficient inference with anchors, ZPressor fusion and the registration pass (see module doc).
 
         Args:
-            images: ``[S, 3, H, W]`` or ``[B, S, 3, H, W]`` in [0, 1].
+            images: ``[S, 3, H, W]`` or ``[B, S, 3, H, W]``, float in [0, 1] or uint8 (made float a chunk of
+                views at a time, see ``Aggregator.embed``).
             max_anchors: ``N``; with ``S ≤ N`` every view is an anchor (same result as :meth:`forward`).
             anchor_points: per batch element camera centres ``[S, 3]`` (or ``None``) for anchor selection.
             chunk: views per patch-embed / registration / head call (bounds memory).
             points: also run the point head; gaussians: also run the Gaussian head on the anchors.
         """
-        images = self._check_images(images)
+        images = self._check_images(images, allow_uint8=True)
         if max_anchors < 1:
             raise ValueError(f"max_anchors must be >= 1, got {max_anchors}")
         if chunk < 1:

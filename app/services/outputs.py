@@ -71,8 +71,7 @@ def select_points(
     pts = recon.points_at(idx)  # only the chosen pixels are lifted, not every view's whole map
     finite = np.isfinite(pts).all(-1)
     idx, pts = idx[finite], pts[finite]
-    colors = np.clip(recon.colors.reshape(-1, 3)[idx] * 255 + 0.5, 0, 255).astype(np.uint8)
-    return pts, colors, conf[idx].astype(np.float32)
+    return pts, recon.rgb.reshape(-1, 3)[idx], conf[idx].astype(np.float32)
 
 
 def confident_point_ply_bytes(points: np.ndarray, colors_uint8: np.ndarray, confidence: np.ndarray) -> bytes:

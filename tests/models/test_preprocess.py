@@ -34,8 +34,23 @@ def test_mixed_sizes_are_padded_white_and_centred():
     assert t.content_hw == (56, 224) and (t.pad_top, t.pad_left) == (56, 0)
     valid = t.valid_mask()
     assert valid.sum() == 56 * 224
-    assert torch.all(batch[1, :, ~torch.from_numpy(valid)] == 1.0)  # white padding
-    assert batch[1, :, torch.from_numpy(valid)].min() < 0.5
+    assert batch.dtype == torch.uint8  # made float a few views at a time inside the network
+    assert torch.all(batch[1, :, ~torch.from_numpy(valid)] == 255)  # white padding
+    assert batch[1, :, torch.from_numpy(valid)].min() < 128
+
+
+def test_uint8_batch_holds_exactly_the_resized_pixels():
+    from PIL import Image
+
+    from models.aggregator import as_unit_float
+
+    img = _gradient(300, 400)
+    batch, _ = preprocess_images([img], target_width=224)
+    want = np.asarray(Image.fromarray(img).resize((224, 168), Image.Resampling.BICUBIC), np.float32) / 255.0
+    got = as_unit_float(batch[0]).permute(1, 2, 0).numpy()
+    assert got.dtype == np.float32 and np.array_equal(got, want)  # k / 255, bit for bit
+    same, _ = preprocess_images([img[:168, :224]], target_width=224)  # already the model size: as is
+    assert np.array_equal(same[0].permute(1, 2, 0).numpy(), img[:168, :224])
 
 
 def test_intrinsics_follow_resize_crop_and_pad():

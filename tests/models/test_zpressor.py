@@ -181,5 +181,18 @@ def test_infer_rejects_bad_arguments(micro_model):
         micro_model.infer(rand_images(2), max_anchors=0)
     with pytest.raises(ValueError, match="multiple of the patch size"):
         micro_model.infer(torch.rand(1, 2, 3, 100, 112))
-    with pytest.raises(TypeError, match="float tensor"):
-        micro_model.infer(torch.zeros(1, 2, 3, 112, 112, dtype=torch.uint8))
+    with pytest.raises(TypeError, match="a float tensor in \\[0, 1\\] or uint8, got dtype torch.int32"):
+        micro_model.infer(torch.zeros(1, 2, 3, 112, 112, dtype=torch.int32))
+    with pytest.raises(TypeError, match="a float tensor in \\[0, 1\\], got dtype torch.uint8"):
+        micro_model(torch.zeros(1, 2, 3, 112, 112, dtype=torch.uint8))  # the reference forward: floats only
+
+
+def test_infer_on_uint8_equals_infer_on_the_same_images_as_floats(micro_model):
+    from models.aggregator import as_unit_float
+
+    images = (rand_images(10) * 255).round().to(torch.uint8)
+    with torch.inference_mode():
+        a = micro_model.infer(images, max_anchors=4, chunk=3)  # converted 3 views at a time
+        b = micro_model.infer(as_unit_float(images), max_anchors=4, chunk=3)
+    for name in ("pose_enc", "depth", "depth_conf", "world_points", "gaussian_raw"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
