@@ -28,6 +28,7 @@ from models.config import ModelConfig
 from models.layers.block import Block
 from models.layers.patch_embed import DinoPatchEmbed
 from models.layers.rope import RoPE2D
+from models.preprocess import as_unit_float
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -161,9 +162,3 @@ class Aggregator(nn.Module):
         H, W = images.shape[-2:]
         tokens = self.embed(images)
         return self.run(tokens, (H // self.patch_size, W // self.patch_size))
-
-
-def as_unit_float(images: Tensor) -> Tensor:
-    """uint8 ``[0, 255]`` → float32 ``[0, 1]`` (``k / 255``, the same values as decoding to float first);
-    float images pass through."""
-    return images.float().div_(255.0) if images.dtype == torch.uint8 else images

@@ -137,6 +137,12 @@ class ImageTransform:
         return m
 
 
+def as_unit_float(images: Tensor) -> Tensor:
+    """uint8 ``[0, 255]`` (what :func:`preprocess_images` gives for uint8 images) → float32 ``[0, 1]``
+    (``k / 255``, the same values as decoding to float first); float images pass through."""
+    return images.float().div_(255.0) if images.dtype == torch.uint8 else images
+
+
 def _target_hw(h: int, w: int, target_width: int, patch: int) -> tuple[int, int]:
     new_h = round(h * target_width / w / patch) * patch  # Python round, as VGGT
     return max(new_h, patch), target_width
@@ -200,7 +206,7 @@ def preprocess_images(
             raise ValueError(f"image of size {w}x{h} is empty")
         rh, rw = _target_hw(h, w, target_width, patch)
         crop_top = (rh - target_width) // 2 if rh > target_width else 0
-        content = (min(rh, target_width) if crop_top else rh, rw)
+        content = (target_width if crop_top else rh, rw)
         parts.append(((h, w), (rh, rw), crop_top, content))
     Hm = max(p[3][0] for p in parts)
     Wm = max(p[3][1] for p in parts)

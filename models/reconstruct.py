@@ -27,12 +27,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from models.aggregator import as_unit_float
 from models.align import align_cameras
 from models.build import DEFAULT_TINY_WEIGHTS, load_model
 from models.gaussians import GaussianOptions, pixel_gaussians
 from models.inputs import check_intrinsics, check_poses
-from models.preprocess import ImageTransform, preprocess_images
+from models.preprocess import ImageTransform, as_unit_float, preprocess_images
 from models.vggt import VGGT, InferenceOutput
 from renderer.conventions import (
     camera_centers,
@@ -216,6 +215,9 @@ class Reconstructor:
         chunk: views per patch-embed / registration / head call.
         gaussian_options: dropping / scale knobs for Gaussians.
         model: an already loaded network to use instead of loading one (tests, services sharing a model).
+        cpu_bf16: on the CPU, run the network under bfloat16 autocast (sets ``VGGT.cpu_bf16`` on the
+            model): ~1.2× faster on a CPU with native bf16, metrics within 0.001 of float32
+            (``docs/MODEL.md``, "Precision"). No effect on CUDA, which autocasts the trunk anyway.
     """
 
     def __init__(
@@ -229,9 +231,6 @@ class Reconstructor:
         model: VGGT | None = None,
         cpu_bf16: bool = False,
     ) -> None:
-        """``cpu_bf16``: on the CPU, run the network under bfloat16 autocast (``VGGT.cpu_bf16``): ~1.2×
-        faster on a CPU with native bf16, depth within ~0.2 % of float32 (``docs/MODEL.md``). No effect on
-        CUDA, which autocasts the trunk anyway."""
         t0 = time.perf_counter()
         self.model = model if model is not None else load_model(preset, weights, device)
         self.model.cpu_bf16 = cpu_bf16

@@ -117,7 +117,7 @@ class VGGT(nn.Module):
         #: activations and every output stay float32). Off by default: float32 is the reference the parity
         #: tests check. The dense heads' convolutions are most of a CPU training step, so keeping them in
         #: float32 as on CUDA would leave most of the speed-up on the table (``docs/BENCHMARKS.md``,
-        #: "Training precision").
+        #: "bfloat16 on the CPU").
         self.cpu_bf16 = False
 
     # ------------------------------------------------------------------------------------------ helpers

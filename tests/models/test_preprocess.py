@@ -42,7 +42,7 @@ def test_mixed_sizes_are_padded_white_and_centred():
 def test_uint8_batch_holds_exactly_the_resized_pixels():
     from PIL import Image
 
-    from models.aggregator import as_unit_float
+    from models.preprocess import as_unit_float
 
     img = _gradient(300, 400)
     batch, _ = preprocess_images([img], target_width=224)

@@ -188,7 +188,7 @@ def test_infer_rejects_bad_arguments(micro_model):
 
 
 def test_infer_on_uint8_equals_infer_on_the_same_images_as_floats(micro_model):
-    from models.aggregator import as_unit_float
+    from models.preprocess import as_unit_float
 
     images = (rand_images(10) * 255).round().to(torch.uint8)
     with torch.inference_mode():
