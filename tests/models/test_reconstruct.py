@@ -202,3 +202,19 @@ def test_world_points_are_lifted_on_demand_and_points_at_matches_them(tiny_recon
     full = rec.world_points  # on first use: every pixel, and the same values
     assert full.shape == rec.depth.shape + (3,) and rec._world_points is full
     np.testing.assert_allclose(full.reshape(-1, 3)[idx], subset, rtol=1e-6, atol=1e-6)
+
+
+def test_uint8_and_float_inputs_give_the_same_reconstruction(tiny_reconstructor, scene):
+    imgs = images_uint8(scene)
+    as_float = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() / 255.0  # the same pixels
+    a = tiny_reconstructor.reconstruct(imgs)
+    b = tiny_reconstructor.reconstruct(as_float)
+    np.testing.assert_array_equal(a.depth, b.depth)  # k / 255 either way: bit-identical network input
+    np.testing.assert_array_equal(a.world_to_camera, b.world_to_camera)
+    assert a.rgb.dtype == b.rgb.dtype == np.uint8 and np.array_equal(a.rgb, b.rgb)
+    np.testing.assert_array_equal(a.rgb, np.stack(imgs))
+    assert a.colors.dtype == np.float32 and np.array_equal(a.colors, np.stack(imgs) / np.float32(255))
+    assert torch.equal(a.gaussians.sh, b.gaussians.sh) and torch.equal(a.gaussians.means, b.gaussians.means)
+    # two dtypes never share a forward pass (stacking would promote the uint8 scene to float)
+    both = tiny_reconstructor.reconstruct_batch([ReconstructionInput(imgs), ReconstructionInput(as_float)])
+    assert [r.report["batch_size"] for r in both] == [1, 1]
