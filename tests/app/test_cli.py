@@ -43,7 +43,7 @@ def test_batch_is_resumable(
     out = tmp_path / "out"
     loads = []
     monkeypatch.setattr(
-        pipeline, "load_reconstructor", lambda *a, **kw: loads.append(a) or tiny_reconstructor
+        pipeline, "load_reconstructor", lambda *a, **kw: loads.append((a, kw)) or tiny_reconstructor
     )
     argv = [
         "batch",
@@ -56,9 +56,11 @@ def test_batch_is_resumable(
         "2",
         "--outputs",
         "cameras,depth",
+        "--cpu-bf16",
     ]
 
     assert main(argv) == 1  # the empty folder fails, the others succeed
+    assert loads[0][1] == {"cpu_bf16": True}  # --cpu-bf16 reaches the model loader
     err = capsys.readouterr().err
     assert "scene 'empty' failed" in err and "done 2, failed 1" in err
     for i in range(2):
@@ -76,3 +78,16 @@ def test_batch_is_resumable(
     assert "2 scene(s), 2 already done" in err
     assert (out / "scene0" / "manifest.json").stat().st_mtime_ns == stamp  # not redone
     assert len(loads) == 1  # nothing to do: the model is not even loaded
+
+
+def test_serve_flags_become_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append((app, kw)))  # no socket, no loop
+    argv = ["serve", "--port", "8123", "--workers", "0", "--cpu-bf16", "--data-dir", str(tmp_path)]
+    assert main(argv) == 0
+    ((app, kw),) = served
+    settings = app.state.settings
+    assert settings.cpu_bf16 is True and settings.workers == 0 and settings.data_dir == tmp_path
+    assert kw["port"] == 8123
