@@ -132,9 +132,7 @@ class VGGT(nn.Module):
 
     def _head_precision(self, device: torch.device):
         """The dense heads' precision: float32 on CUDA (as VGGT), bf16 on the CPU when ``cpu_bf16``."""
-        if device.type == "cpu" and self.cpu_bf16:
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return self._fp32(device)
+        return self._amp(device) if device.type == "cpu" else self._fp32(device)
 
     @staticmethod
     def _fp32(device: torch.device):

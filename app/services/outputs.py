@@ -69,8 +69,6 @@ def select_points(
     if idx.size > max_points:
         idx = np.sort(np.random.default_rng(seed).choice(idx, max_points, replace=False))
     pts = recon.points_at(idx)  # only the chosen pixels are lifted, not every view's whole map
-    finite = np.isfinite(pts).all(-1)
-    idx, pts = idx[finite], pts[finite]
     return pts, recon.rgb.reshape(-1, 3)[idx], conf[idx].astype(np.float32)
 
 
