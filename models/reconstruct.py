@@ -86,7 +86,8 @@ class ReconstructionInput:
     """One scene for :meth:`Reconstructor.reconstruct_batch` (same meaning as ``reconstruct``'s arguments).
 
     ``resolution`` is the model input width in pixels (None: the preset's own, 224 for ``tiny``); scenes of
-    different input size never share a forward pass.
+    different input size never share a forward pass. ``refine`` runs :mod:`models.refine` on this scene's
+    cameras after the (shared) forward pass.
     """
 
     images: list[np.ndarray] | Tensor
@@ -94,6 +95,7 @@ class ReconstructionInput:
     poses: np.ndarray | Tensor | None = None
     max_anchors: int = 8
     resolution: int | None = None
+    refine: bool = False
 
 
 @dataclass
@@ -255,6 +257,7 @@ class Reconstructor:
         poses: np.ndarray | Tensor | None = None,
         max_anchors: int = 8,
         resolution: int | None = None,
+        refine: bool = False,
     ) -> Reconstruction:
         """Reconstruct one scene.
 
@@ -266,8 +269,11 @@ class Reconstructor:
             resolution: model input width in pixels, a multiple of the patch size within
                 :func:`resolution_range`; None for the preset's own width. Depth, points and colours come
                 out at that width (heights follow the images' aspect, see ``models.preprocess``).
+            refine: after the forward pass, refine the cameras with SIFT matches, the predicted depth, PnP
+                and bundle adjustment (:mod:`models.refine`; slower, far better cameras from the ``tiny``
+                model). Skipped when ``poses`` are given; given ``intrinsics`` are kept fixed.
         """
-        item = ReconstructionInput(images, intrinsics, poses, max_anchors, resolution)
+        item = ReconstructionInput(images, intrinsics, poses, max_anchors, resolution, refine)
         return self.reconstruct_batch([item])[0]
 
     def check_resolution(self, resolution: int | None) -> int:
@@ -331,6 +337,7 @@ class Reconstructor:
             "intrinsics": K,
             "poses": poses,
             "max_anchors": item.max_anchors,
+            "refine": bool(item.refine),
             "t_preprocess": time.perf_counter() - t0,
         }
 
@@ -366,6 +373,9 @@ class Reconstructor:
             rgb = rgb.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
 
         anchors = out.anchors[b].cpu()
+        refinement: dict[str, Any] = {"status": "off"}
+        if prep["refine"]:
+            w2c, K_model, refinement = self._refine(prep, rgb, depth, valid, K_model, w2c, anchors, warnings)
         raw = None if out.gaussian_raw is None else out.gaussian_raw[b].float().cpu()
         gaussians = pixel_gaussians(
             depth[anchors],
@@ -399,8 +409,10 @@ class Reconstructor:
             "load_model": round(self.load_seconds, 4),
             "preprocess": round(prep["t_preprocess"], 4),
             "inference": round(t_infer, 4),
-            "postprocess": round(time.perf_counter() - t0, 4),
+            "postprocess": round(time.perf_counter() - t0 - refinement.get("seconds", 0.0), 4),
         }
+        if "seconds" in refinement:
+            timings["refine"] = refinement["seconds"]
         if self.device.type == "cuda":
             peak = {"kind": "cuda_max_allocated", "bytes": int(torch.cuda.max_memory_allocated(self.device))}
         else:
@@ -423,6 +435,7 @@ class Reconstructor:
             "compression_note": compression_note,
             "intrinsics": intrinsics_source,
             "poses": poses_info,
+            "refinement": refinement,
             "points_source": "depth+camera",
             "gaussians": {
                 "source": "gaussian_head"
@@ -492,6 +505,42 @@ class Reconstructor:
             if alignment.method != "sim3":
                 warnings.append(f"poses: {S} view(s) only fix the alignment partially ({alignment.method})")
         return w2c, K_model, scale, intrinsics_source, poses_info
+
+    @staticmethod
+    def _refine(
+        prep: dict[str, Any],
+        rgb: Tensor,
+        depth: Tensor,
+        valid: Tensor,
+        K_model: Tensor,
+        w2c: Tensor,
+        anchors: Tensor,
+        warnings: list[str],
+    ) -> tuple[Tensor, Tensor, dict[str, Any]]:
+        """Refined cameras (:mod:`models.refine`); rescales ``depth`` in place, view by view, to match."""
+        from models.refine import RefineOptions, refine_cameras
+
+        if prep["poses"] is not None:
+            return (
+                w2c,
+                K_model,
+                {"status": "skipped", "reason": "poses were given: the cameras are the caller's"},
+            )
+        t0 = time.perf_counter()
+        options = RefineOptions(refine_focal=prep["intrinsics"] is None)  # given intrinsics stay fixed
+        result = refine_cameras(
+            rgb.numpy(), depth.numpy(), valid.numpy(), K_model.numpy(), w2c.numpy(), anchors.tolist(), options
+        )
+        with torch.inference_mode():
+            depth.mul_(torch.from_numpy(result.depth_scale).to(depth.dtype)[:, None, None])
+        kept = result.report["kept_views"]
+        if kept:
+            warnings.append(
+                f"refine: views {kept[:10]} could not be registered (too few matches with the others); "
+                "they keep the predicted cameras"
+            )
+        report = {"status": "done", **result.report, "seconds": round(time.perf_counter() - t0, 4)}
+        return torch.from_numpy(result.world_to_camera), torch.from_numpy(result.K), report
 
     @staticmethod
     def _check_finite(
