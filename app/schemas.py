@@ -63,6 +63,11 @@ class ReconstructionOptions(BaseModel):
     intrinsics: list[list[list[float]]] | None = Field(None, description="per image K [3, 3] in its pixels")
     poses: list[list[list[float]]] | None = Field(None, description="per image world_to_camera [4, 4]")
     video_fps: float | None = Field(None, gt=0, le=60, description="frames sampled per second of video")
+    refine: bool = Field(
+        False,
+        description="refine the predicted cameras with SIFT matches, the predicted depth, PnP and bundle "
+        "adjustment (slower; much better cameras from the built-in model; skipped when poses are given)",
+    )
 
     @field_validator("intrinsics")
     @classmethod

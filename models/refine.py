@@ -30,6 +30,7 @@ report says so. Intrinsics are kept (predicted or caller-given). Nothing here is
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,7 +91,11 @@ def extract_features(rgb: np.ndarray, max_keypoints: int) -> list[_Features]:
     level = pycolmap.logging.minloglevel
     pycolmap.logging.minloglevel = max(level, 1)  # no "Creating SIFT CPU feature extractor" per scene
     try:
-        sift = pycolmap.Sift(options, pycolmap.Device.cpu)
+        with warnings.catch_warnings():
+            # pycolmap 4 deprecates Sift for FeatureExtractor, whose results are not numpy arrays; Sift
+            # returns numpy and exists in every pycolmap the project allows (>= 3.12)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            sift = pycolmap.Sift(options, pycolmap.Device.cpu)
     finally:
         pycolmap.logging.minloglevel = level
     feats = []
@@ -441,9 +446,11 @@ def _bundle_adjust(
     global_scale = 1.0 / ratios[views[0]] if views[0] in ratios and ratios[views[0]] > 0 else 1.0
     out = np.array(w2c, copy=True)
     K_out = np.array(K, dtype=np.float64, copy=True)
+    ref = poses[views[0]]  # == the input pose of view 0; the scene is scaled about view 0's camera
     for v in views:
-        out[v] = poses[v]
-        out[v, :3, 3] *= global_scale
+        rel = poses[v] @ np.linalg.inv(ref)
+        rel[:3, 3] *= global_scale
+        out[v] = rel @ ref
         if v in ratios and ratios[v] > 0:
             new_scale[v] = ratios[v] * global_scale
         fx, fy, _, _ = rec.camera(views[0] + 1 if shared else v + 1).params

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from app.cli import CPU_BF16_HELP
+from app.cli import CPU_BF16_HELP, REFINE_HELP
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--cpu-bf16", action="store_true", default=None,
         help=f"{CPU_BF16_HELP}; default from settings (ONEPASS_CPU_BF16)",
     )  # fmt: skip
+    p.add_argument("--refine", action="store_true", help=REFINE_HELP)
     p.add_argument(
         "--outputs", default=None, help="comma-separated artifact groups (default: all but images)"
     )
@@ -93,7 +94,9 @@ def run(args: argparse.Namespace) -> int:
         )
     except (ValueError, FileNotFoundError) as e:
         raise CommandError(f"--preset/--weights: {e}") from e
-    options = {"preset": settings.preset, "max_anchors": args.max_anchors, "outputs": outputs}
+    options = {
+        "preset": settings.preset, "max_anchors": args.max_anchors, "outputs": outputs, "refine": args.refine,
+    }  # fmt: skip
     bar = tqdm(total=len(todo), unit="scene", desc="reconstruct")
 
     def on_scene(o) -> None:

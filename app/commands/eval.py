@@ -45,6 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", nargs="*", default=[], metavar="DIR", help="scene folders for --suite folder")
     p.add_argument("--no-colmap", action="store_true", help="skip the COLMAP peer")
     p.add_argument(
+        "--refine",
+        action="store_true",
+        help="also score onepass with camera refinement (SIFT + PnP + bundle adjustment; method "
+        "'onepass+refine', procedural suite)",
+    )
+    p.add_argument(
         "--colmap-only", action="store_true", help="run only the COLMAP peer (it needs no weights)"
     )
     p.add_argument("--full-attention-scenes", type=int, default=5, help="scenes also run without ZPressor")
@@ -85,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = SuiteConfig(
         scenes=args.scenes, views=args.views, seed_offset=args.seed_offset, size=args.size,
         targets=args.targets, max_anchors=args.max_anchors, colmap=not args.no_colmap,
-        full_attention_scenes=args.full_attention_scenes,
+        full_attention_scenes=args.full_attention_scenes, refine=args.refine,
     )  # fmt: skip
     if args.suite in ("procedural", "all"):
         try:
@@ -127,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
                 for r in run_procedural_suite(reconstructor, cfg, progress=progress)
             ]
     if args.suite in ("motorcycle", "all"):
-        rows += [r | {"suite": "motorcycle"} for r in run_motorcycle(reconstructor, colmap=cfg.colmap)]
+        motorcycle = run_motorcycle(reconstructor, colmap=cfg.colmap, refine=cfg.refine)
+        rows += [r | {"suite": "motorcycle"} for r in motorcycle]
     if args.suite == "folder":
         rows += [
             r | {"suite": "folder"}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.cli import CPU_BF16_HELP, CommandError
+from app.cli import CPU_BF16_HELP, REFINE_HELP, CommandError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--cpu-bf16", action="store_true",
         help=CPU_BF16_HELP,
     )  # fmt: skip
+    p.add_argument("--refine", action="store_true", help=REFINE_HELP)
     p.add_argument(
         "--intrinsics", default=None, metavar="F", help="known intrinsics (JSON, cameras.json or .npy)"
     )
@@ -137,8 +138,9 @@ def run(args: argparse.Namespace) -> int:
         bar.set_description("reconstructing")
         try:
             recon = reconstructor.reconstruct(
-                images, intrinsics, poses, max_anchors=args.max_anchors, resolution=args.resolution
-            )
+                images, intrinsics, poses, max_anchors=args.max_anchors, resolution=args.resolution,
+                refine=args.refine,
+            )  # fmt: skip
         except NonFiniteOutputError as e:
             raise CommandError(f"reconstruction failed, nothing written: {e}") from e
         except ValueError as e:

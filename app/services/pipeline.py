@@ -113,6 +113,7 @@ def prepare(
         poses=None if T is None else np.asarray(T, dtype=np.float64),
         max_anchors=max_anchors,
         resolution=width,
+        refine=bool(options.get("refine", False)),
     )
     key = BatchKey(cfg.name, height, width, len(images), max_anchors)
     tokens = len(images) * (height // cfg.patch_size) * (width // cfg.patch_size)

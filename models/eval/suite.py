@@ -51,6 +51,7 @@ class SuiteConfig:
     max_anchors: int = 8
     colmap: bool = True
     full_attention_scenes: int = 5
+    refine: bool = False  # also score onepass with camera refinement (method "onepass+refine")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,13 +108,18 @@ def _uint8(images: np.ndarray) -> list[np.ndarray]:
     return [np.clip(np.round(im * 255.0), 0, 255).astype(np.uint8) for im in images]
 
 
-def _onepass_row(reconstructor: Any, gt: GroundTruth, max_anchors: int, method: str) -> Row:
+def _onepass_row(
+    reconstructor: Any, gt: GroundTruth, max_anchors: int, method: str, refine: bool = False
+) -> Row:
     t0 = time.perf_counter()
-    recon = reconstructor.reconstruct(_uint8(gt.images), max_anchors=max_anchors)
+    recon = reconstructor.reconstruct(_uint8(gt.images), max_anchors=max_anchors, refine=refine)
     runtime = time.perf_counter() - t0
     row: Row = {"method": method, "scene": gt.name, "runtime_s": runtime}
     row["compression"] = recon.report.get("compression", "")
     row["anchors"] = len(recon.anchors)
+    if refine:
+        refinement = recon.report["refinement"]
+        row["refined_fraction"] = len(refinement.get("refined_views", [])) / max(gt.num_views - 1, 1)
     row.update(score_reconstruction(recon, gt))
     if gt.num_views >= 2:
         row["_pair_max_deg"] = relative_pose_errors(recon.world_to_camera, gt.world_to_camera).max_deg
@@ -148,6 +154,9 @@ def run_procedural_suite(
         gt = procedural_ground_truth(seed, views, cfg.size, cfg.targets)
         if reconstructor is not None:
             rows.append(_onepass_row(reconstructor, gt, cfg.max_anchors, "onepass") | {"seed": seed})
+            if cfg.refine:
+                row = _onepass_row(reconstructor, gt, cfg.max_anchors, "onepass+refine", refine=True)
+                rows.append(row | {"seed": seed})
             if views > cfg.max_anchors and seed - cfg.seed_offset < cfg.full_attention_scenes:
                 rows.append(_onepass_row(reconstructor, gt, views, "onepass-full") | {"seed": seed})
         if cfg.colmap:
@@ -157,14 +166,17 @@ def run_procedural_suite(
     return rows
 
 
-def run_motorcycle(reconstructor: Any, *, colmap: bool = True) -> list[Row]:
-    """The Middlebury pair: both views (pose, left depth, Chamfer) and left-only → right novel view."""
+def run_motorcycle(reconstructor: Any, *, colmap: bool = True, refine: bool = False) -> list[Row]:
+    """The Middlebury pair: both views (pose, left depth, Chamfer) and left-only → right novel view; with
+    ``refine`` also both views with camera refinement (``onepass+refine``)."""
     from models.eval.motorcycle import load_motorcycle
 
     gt = load_motorcycle()
     rows = []
     if reconstructor is not None:
         rows.append(_onepass_row(reconstructor, gt, 8, "onepass") | {"seed": -1})
+        if refine:
+            rows.append(_onepass_row(reconstructor, gt, 8, "onepass+refine", refine=True) | {"seed": -1})
         left_only = GroundTruth(
             images=gt.images[:1], depth=gt.depth[:1], valid=gt.valid[:1], K=gt.K[:1],
             world_to_camera=gt.world_to_camera[:1], name="motorcycle-left-to-right",

@@ -45,6 +45,11 @@ def test_batch_is_resumable(
     monkeypatch.setattr(
         pipeline, "load_reconstructor", lambda *a, **kw: loads.append((a, kw)) or tiny_reconstructor
     )
+    refined = []  # every Reconstruction the batch writes
+    write = pipeline.write_outputs
+    monkeypatch.setattr(
+        pipeline, "write_outputs", lambda recon, *a: refined.append(recon) or write(recon, *a)
+    )
     argv = [
         "batch",
         str(scenes),
@@ -57,10 +62,12 @@ def test_batch_is_resumable(
         "--outputs",
         "cameras,depth",
         "--cpu-bf16",
+        "--refine",
     ]
 
     assert main(argv) == 1  # the empty folder fails, the others succeed
     assert loads[0][1] == {"cpu_bf16": True}  # --cpu-bf16 reaches the model loader
+    assert [r.report["refinement"]["status"] for r in refined] == ["done", "done"]  # --refine reached both
     err = capsys.readouterr().err
     assert "scene 'empty' failed" in err and "done 2, failed 1" in err
     for i in range(2):

@@ -198,6 +198,30 @@ def test_sync_reconstruct(client: httpx.Client, scenes: dict) -> None:
     assert any(a["name"] == "splats.ply" for a in body["artifacts"])
 
 
+def test_sync_reconstruct_with_refined_cameras(client: httpx.Client, tiny_reconstructor) -> None:
+    """``options.refine`` reaches the model: report.json says which views were refined, the answer's
+    cameras are the refined ones (as an in-process ``reconstruct(refine=True)``), a non-boolean is 422."""
+    from models.data.procedural import make_scene
+
+    scene = make_scene(3, views=4, width=224, height=224, kind="forward")  # textured: every view registers
+    images = [(im * 255 + 0.5).clip(0, 255).astype(np.uint8) for im in scene.images]
+    items = [("files", (f"view{i}.png", array_png(im), "image/png")) for i, im in enumerate(images)]
+    options = json.dumps({"refine": True, "outputs": ["cameras", "report"]})
+    r = client.post("/v1/reconstruct", files=items, data={"options": options})
+    assert r.status_code == 200, r.text
+    job_id = r.json()["job"]["id"]
+    report = client.get(f"/v1/reconstructions/{job_id}/artifacts/report.json").json()
+    assert report["refinement"]["status"] == "done" and report["refinement"]["refined_views"] == [1, 2, 3]
+    assert report["timings_s"]["refine"] > 0
+    served = np.array([c["world_to_camera"] for c in r.json()["cameras"]])
+    local = tiny_reconstructor.reconstruct(images, refine=True).world_to_camera
+    plain = tiny_reconstructor.reconstruct(images).world_to_camera
+    np.testing.assert_allclose(served, local, atol=1e-5)
+    assert np.abs(served - plain).max() > 0.01
+    bad = client.post("/v1/reconstruct", files=items, data={"options": '{"refine": "maybe"}'})
+    assert bad.status_code == 422 and "options.refine" in bad.text
+
+
 def test_batch_of_three_scenes_from_a_zip(client: httpx.Client, scenes: dict) -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:

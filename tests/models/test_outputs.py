@@ -106,7 +106,7 @@ def test_cli_reconstructs_a_folder(tmp_path, scene, capsys):
     src = save_scene(scene, tmp_path / "scene")
     rc = main(["reconstruct", str(src / "images"), "-o", str(tmp_path / "out"), "--device", "cpu",
                "--poses", str(src / "cameras.json"), "--max-anchors", "2",
-               "--resolution", "112", "--cpu-bf16"])  # fmt: skip
+               "--resolution", "112", "--cpu-bf16", "--refine"])  # fmt: skip
     assert rc == 0
     frames, _ = read_cameras(tmp_path / "out")
     assert frames[0].extra["depth_hw"] == [112, 112] and frames[0].width == 224
@@ -117,6 +117,7 @@ def test_cli_reconstructs_a_folder(tmp_path, scene, capsys):
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["compression"] == "zpressor" and report["poses"]["source"] == "given"
     assert report["precision"] == "bfloat16 autocast (trunk and dense heads)"
+    assert report["refinement"]["status"] == "skipped"  # --refine arrived; given poses are kept as they are
     assert "wrote" in capsys.readouterr().out
 
 

@@ -1,0 +1,143 @@
+"""Camera refinement (models.refine): exact geometry on procedural ground truth, and the trained model's
+cameras made better through ``Reconstructor.reconstruct(refine=True)``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.data.procedural import make_scene
+from models.eval.camera import pose_auc, relative_pose_errors
+from models.reconstruct import Reconstructor
+from models.refine import RefineOptions, match_descriptors, match_pairs, refine_cameras
+from tests.models.conftest import images_uint8
+
+WEIGHTS = "models/weights/onepass-tiny.safetensors"
+
+
+def _rotation(axis: np.ndarray, degrees: float) -> np.ndarray:
+    axis = axis / np.linalg.norm(axis)
+    a = np.deg2rad(degrees)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * k @ k
+
+
+def _relative_to_view0(w2c: np.ndarray) -> np.ndarray:
+    return w2c @ np.linalg.inv(w2c[0])
+
+
+@pytest.fixture(scope="module")
+def room():
+    """A textured room seen from 4 views (seed 1 matches well), with exact depth and cameras."""
+    return make_scene(1, views=4, width=224, height=224, kind="room")
+
+
+def test_refinement_recovers_exact_cameras_from_perturbed_ones(room):
+    gt = _relative_to_view0(room.world_to_camera.astype(np.float64))  # view 0 = identity
+    rng = np.random.default_rng(0)
+    noisy = gt.copy()
+    for v in range(1, 4):  # ~8° of rotation and 30 % of the baseline in translation off
+        noisy[v, :3, :3] = _rotation(rng.normal(size=3), 8.0) @ gt[v, :3, :3]
+        noisy[v, :3, 3] += 0.3 * np.linalg.norm(gt[v, :3, 3]) * rng.normal(size=3) / np.sqrt(3)
+    true_scale = np.array([1.0, 0.7, 1.4, 1.2])  # each view's depth off by its own factor
+    depth = room.depth / true_scale[:, None, None]
+    rgb = images_uint8(room)
+    before = relative_pose_errors(noisy, gt)
+    res = refine_cameras(np.stack(rgb), depth, room.valid, room.K.astype(np.float64), noisy)
+    after = relative_pose_errors(res.world_to_camera, gt)
+    assert res.refined == [1, 2, 3] and res.report["kept_views"] == []
+    # SIFT at 224 px localises to a few tenths of a pixel: sub-degree rotations, ~1-2° directions
+    assert before.rotation_deg.max() > 5 and after.rotation_deg.max() < 1.0, after.rotation_deg
+    assert after.translation_deg.max() < 3.0, after.translation_deg
+    # view 0 is the frame and keeps its depth; the others' depth comes back to the true scale
+    np.testing.assert_allclose(res.world_to_camera[0], noisy[0], atol=1e-9)
+    np.testing.assert_allclose(res.depth_scale, true_scale, rtol=0.03)
+    # the true scene's scale: camera centres within 5 % of their distance from view 0
+    centres = lambda T: -np.einsum("sji,sj->si", T[:, :3, :3], T[:, :3, 3])  # noqa: E731
+    gap = np.linalg.norm(centres(res.world_to_camera) - centres(gt), axis=1)[1:]
+    assert (gap < 0.05 * np.linalg.norm(centres(gt), axis=1)[1:]).all(), gap
+    ba = res.report["bundle_adjustment"]
+    assert ba["shared_camera"] and ba["reprojection_error_px"][1] < 0.5 and ba["points_kept"] > 100
+    # shared, exact intrinsics: bundle adjustment leaves the focal length where it was (within 1 %)
+    np.testing.assert_allclose(res.K[:, 0, 0], room.K[:, 0, 0], rtol=0.01)
+
+
+def test_refinement_without_bundle_adjustment_is_pnp_only(room):
+    gt = _relative_to_view0(room.world_to_camera.astype(np.float64))
+    res = refine_cameras(
+        np.stack(images_uint8(room)), room.depth, room.valid, room.K.astype(np.float64), gt,
+        options=RefineOptions(bundle_adjust=False),
+    )  # fmt: skip
+    assert res.report["method"] == "sift+pnp" and res.report["bundle_adjustment"] is None
+    assert relative_pose_errors(res.world_to_camera, gt).rotation_deg.max() < 1.0  # exact depth, SIFT noise
+    np.testing.assert_array_equal(res.K, room.K)
+
+
+def test_textureless_views_keep_their_predicted_cameras():
+    gray = np.full((3, 112, 112, 3), 128, np.uint8)
+    depth = np.ones((3, 112, 112), np.float32)
+    K = np.tile(np.array([[100.0, 0, 56], [0, 100.0, 56], [0, 0, 1]]), (3, 1, 1))
+    w2c = np.tile(np.eye(4), (3, 1, 1))
+    w2c[1, 0, 3], w2c[2, 0, 3] = 0.1, 0.2
+    res = refine_cameras(gray, depth, np.ones((3, 112, 112), bool), K, w2c)
+    assert res.refined == [] and res.report["kept_views"] == [1, 2]
+    np.testing.assert_array_equal(res.world_to_camera, w2c)
+    np.testing.assert_array_equal(res.depth_scale, [1.0, 1.0, 1.0])
+
+
+def test_mutual_ratio_matching():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(50, 128)).astype(np.float32)
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    perm = rng.permutation(50)
+    b = a[perm] + 0.01 * rng.normal(size=(50, 128)).astype(np.float32)
+    b /= np.linalg.norm(b, axis=1, keepdims=True)
+    m = match_descriptors(a, b, ratio=0.8)
+    assert len(m) == 50 and (perm[m[:, 1]] == m[:, 0]).all()
+    # an ambiguous descriptor (two near-identical candidates) fails the ratio test
+    b2 = np.concatenate([b, b[:1] + 1e-4])
+    b2 /= np.linalg.norm(b2, axis=1, keepdims=True)
+    assert perm[0] not in match_descriptors(a, b2, ratio=0.8)[:, 0]
+
+
+def test_match_pairs_are_exhaustive_then_linear():
+    assert len(match_pairs(4, [0], 2)) == 6
+    many = match_pairs(100, [0, 50], 2)
+    assert len(many) < 100 * 6 and (0, 99) in many and (49, 50) in many and (3, 40) not in many
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return Reconstructor("tiny", weights=WEIGHTS, device="cpu")
+
+
+def test_refine_improves_the_trained_models_cameras(trained):
+    scene = make_scene(3, views=4, width=224, height=224, kind="forward")
+    images = images_uint8(scene)
+    plain = trained.reconstruct(images)
+    refined = trained.reconstruct(images, refine=True)
+    auc_plain = pose_auc(relative_pose_errors(plain.world_to_camera, scene.world_to_camera))
+    auc_refined = pose_auc(relative_pose_errors(refined.world_to_camera, scene.world_to_camera))
+    assert auc_refined > auc_plain + 0.2, (auc_plain, auc_refined)
+    report = refined.report["refinement"]
+    assert report["status"] == "done" and report["refined_views"] == [1, 2, 3]
+    assert refined.report["timings_s"]["refine"] > 0 and plain.report["refinement"] == {"status": "off"}
+    # each view's depth map was rescaled as a whole to the refined cameras' scale (view 0 keeps its own)
+    has = plain.depth > 0
+    per_view = [np.median(refined.depth[v][has[v]] / plain.depth[v][has[v]]) for v in range(4)]
+    assert per_view[0] == pytest.approx(1.0) and len(set(np.round(per_view, 6))) > 1
+    for v in range(4):
+        np.testing.assert_allclose(refined.depth[v], plain.depth[v] * per_view[v], rtol=1e-5)
+    np.testing.assert_allclose(refined.world_to_camera[0], plain.world_to_camera[0], atol=1e-6)
+    # the Gaussians were built from the refined cameras and depth
+    assert not np.allclose(refined.gaussians.means.numpy(), plain.gaussians.means.numpy())
+
+
+def test_refine_is_skipped_for_given_poses_and_keeps_given_intrinsics(trained, room):
+    images = images_uint8(room)
+    posed = trained.reconstruct(images, poses=room.world_to_camera, refine=True)
+    assert posed.report["refinement"]["status"] == "skipped"
+    np.testing.assert_allclose(posed.world_to_camera, room.world_to_camera, atol=1e-6)
+    fixed = trained.reconstruct(images, intrinsics=room.K, refine=True)
+    assert fixed.report["refinement"]["status"] == "done"
+    np.testing.assert_allclose(fixed.K, room.K, atol=1e-6)  # given intrinsics are never refined
