@@ -10,6 +10,7 @@ import base64
 import io
 import re
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -73,6 +74,7 @@ def test_upload_follow_and_view(chromium, service, scene, tmp_path) -> None:
         files = [(f"{i:03d}.png", "image/png", _png(img)) for i, img in enumerate(scene.images)]
         _drop_files(page, "#dropzone", files)
         assert page.inner_text("#selection-summary").startswith("3 images")
+        page.get_by_label("Refine cameras").check()
         page.get_by_role("button", name="Reconstruct").click()
 
         row = page.locator("li.job").first
@@ -82,6 +84,8 @@ def test_upload_follow_and_view(chromium, service, scene, tmp_path) -> None:
         row.get_by_role("link", name="Open viewer").click()
 
         page.wait_for_url(re.compile(r"/viewer/[0-9a-f]{32}$"))
+        report_url = f"{service}/v1/reconstructions/{page.url.rsplit('/', 1)[1]}/artifacts/report.json"
+        assert httpx.get(report_url).json()["refinement"]["status"] == "done"  # the page sent options.refine
         page.wait_for_selector("body[data-ready]", state="attached", timeout=120_000)
         assert page.evaluate("() => document.body.dataset.ready") == "true", page.inner_text("#overlay")
         view = png_to_array(page.locator("#canvas").screenshot())

@@ -88,6 +88,7 @@ function readOptions() {
   if (resolution !== null) options.resolution = resolution;
   const fps = num("opt-video-fps");
   if (fps !== null && !$("video-fps-label").hidden) options.video_fps = fps;
+  if ($("opt-refine").checked) options.refine = true;
   options.outputs = [...document.querySelectorAll("#outputs input")].filter((b) => b.checked).map((b) => b.value);
   return options;
 }
