@@ -30,7 +30,9 @@ report says so. Intrinsics are kept (predicted or caller-given). Nothing here is
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,16 +90,11 @@ def extract_features(rgb: np.ndarray, max_keypoints: int) -> list[_Features]:
     options = pycolmap.FeatureExtractionOptions()
     options.num_threads = 1
     options.sift.max_num_features = max_keypoints
-    level = pycolmap.logging.minloglevel
-    pycolmap.logging.minloglevel = max(level, 1)  # no "Creating SIFT CPU feature extractor" per scene
-    try:
-        with warnings.catch_warnings():
-            # pycolmap 4 deprecates Sift for FeatureExtractor, whose results are not numpy arrays; Sift
-            # returns numpy and exists in every pycolmap the project allows (>= 3.12)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            sift = pycolmap.Sift(options, pycolmap.Device.cpu)
-    finally:
-        pycolmap.logging.minloglevel = level
+    with warnings.catch_warnings():
+        # pycolmap 4 deprecates Sift for FeatureExtractor, whose results are not numpy arrays; Sift returns
+        # numpy and exists in every pycolmap the project allows (>= 3.12)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        sift = pycolmap.Sift(options, pycolmap.Device.cpu)
     feats = []
     for view in rgb:
         gray = np.ascontiguousarray(view.astype(np.float32).mean(-1) / 255.0)
@@ -167,6 +164,21 @@ def _lift(xy: np.ndarray, z: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> np.n
     return (cam - t) @ R  # R^T (cam - t)
 
 
+@contextlib.contextmanager
+def _quiet_colmap() -> Iterator[None]:
+    """COLMAP's log (glog) at errors only while refining: its per-scene info lines ("Creating SIFT CPU
+    feature extractor") and Ceres' warnings on degenerate steps (which bundle adjustment recovers from or
+    :func:`_bundle_adjust` rejects) are noise in a service log."""
+    import pycolmap
+
+    level = pycolmap.logging.minloglevel
+    pycolmap.logging.minloglevel = max(level, 2)
+    try:
+        yield
+    finally:
+        pycolmap.logging.minloglevel = level
+
+
 def refine_cameras(
     rgb: np.ndarray,
     depth: np.ndarray,
@@ -187,9 +199,21 @@ def refine_cameras(
     Returns:
         :class:`RefineResult`; views not refined keep their predicted pose and a depth scale of 1.
     """
+    with _quiet_colmap():
+        return _refine(rgb, depth, valid, K, world_to_camera, anchors, options or RefineOptions())
+
+
+def _refine(
+    rgb: np.ndarray,
+    depth: np.ndarray,
+    valid: np.ndarray,
+    K: np.ndarray,
+    world_to_camera: np.ndarray,
+    anchors: list[int] | None,
+    opts: RefineOptions,
+) -> RefineResult:
     import pycolmap
 
-    opts = options or RefineOptions()
     S, h, w = depth.shape
     w2c = np.array(world_to_camera, dtype=np.float64, copy=True)
     scale = np.ones(S)
