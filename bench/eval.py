@@ -133,20 +133,22 @@ def _plot_suite(summary: list[dict]) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), dpi=110)
+    labels = sorted({s["label"] for s in summary if s["suite"] == "procedural"})
+    colour = {label: f"C{i}" for i, label in enumerate(labels)}  # one colour per method in every panel
     for ax, key, title in zip(
         axes,
         ("auc30", "abs_rel_median", "runtime_s_median"),
         ("camera AUC@30", "depth AbsRel (median)", "s/scene"),
         strict=True,
     ):
-        for label in sorted({s["label"] for s in summary if s["suite"] == "procedural"}):
+        for label in labels:
             pts = sorted(
                 (s["views"], s[key])
                 for s in summary
                 if s["label"] == label and s["suite"] == "procedural" and key in s
             )
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=label)
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=label, color=colour[label])
         ax.set_xscale("log", base=2)
         ax.set_xlabel("input views")
         ax.set_title(title)
@@ -307,13 +309,14 @@ def _targets(summary: list[dict]) -> list[str]:
 
 
 def _kind_table(all_rows: list[dict], views: int = 4) -> list[str]:
-    """Markdown lines: the trained model and COLMAP at ``views`` views, per procedural scene kind."""
+    """Markdown lines: the trained model (with and without camera refinement) and COLMAP at ``views`` views,
+    per procedural scene kind."""
     from models.eval.report import kind_table
 
     rows = [
         r | {"method": r["label"]}
         for r in all_rows
-        if r["label"] in ("onepass-trained", "colmap") and r["views"] == views
+        if r["label"] in ("onepass-trained", "onepass-trained+refine", "colmap") and r["views"] == views
     ]
     if not any(r.get("suite") == "procedural" for r in rows):
         return []
@@ -331,7 +334,18 @@ def _describe(info: dict) -> str:
     where = info.get("path", "?")
     step = meta.get("step", info.get("step", "?"))
     hours = meta.get("train_hours", info.get("train_hours", "?"))
-    return f"`{where}` (step {step}, {hours} training hours)"
+    shipped = ROOT / "models" / "weights" / "onepass-tiny.safetensors"
+    path = ROOT / where if not Path(where).is_absolute() else Path(where)
+    same = path.is_file() and shipped.is_file() and _sha256(path) == _sha256(shipped)
+    return (
+        f"`{where}`"
+        + (", shipped as `models/weights/onepass-tiny.safetensors`" if same and path != shipped else "")
+        + f" (step {step}, {hours} training hours)"
+    )
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def render_section(
@@ -386,6 +400,14 @@ def render_section(
         "224×224, 2 held-out target views per scene. Weights: "
         + "; ".join(f"{k}: {_describe(v)}" for k, v in methods.items())
         + ". `-full` = every view an anchor (no ZPressor)."
+        + (
+            " `+refine` = the same forward pass, then camera refinement (`refine=True`, `models/refine.py`: "
+            "SIFT matches lifted by the predicted depth, PnP, bundle adjustment with a shared focal length); "
+            "its per-view median-scaled AbsRel cannot change, the Sim(3) AbsRel, Chamfer and PSNR use the "
+            "refined cameras and rescaled depth, and s/scene includes the refinement (one core)."
+            if any(s["label"].endswith("+refine") for s in summary)
+            else ""
+        )
     )
     shipped = ROOT / "models" / "weights" / "onepass-tiny.safetensors"
     if shipped.is_file():
