@@ -141,3 +141,15 @@ def test_refine_is_skipped_for_given_poses_and_keeps_given_intrinsics(trained, r
     fixed = trained.reconstruct(images, intrinsics=room.K, refine=True)
     assert fixed.report["refinement"]["status"] == "done"
     np.testing.assert_allclose(fixed.K, room.K, atol=1e-6)  # given intrinsics are never refined
+
+
+def test_views_share_one_camera_only_when_their_intrinsics_agree():
+    from models.refine import _share_camera
+
+    K = np.tile(np.array([[200.0, 0, 112], [0, 200.0, 112], [0, 0, 1]]), (3, 1, 1))
+    assert _share_camera(K, "auto")
+    K2 = K.copy()
+    K2[2, 0, 0] = 230.0  # one phone zoomed in: 15 % off
+    assert not _share_camera(K2, "auto") and _share_camera(K2, "yes") and not _share_camera(K, "no")
+    with pytest.raises(ValueError, match="shared_camera"):
+        _share_camera(K, "sometimes")
