@@ -277,18 +277,27 @@ def _refine(
     registered = {0}
     inliers = {0: -1}
     pending = set(range(1, S))
-    failed: set[int] = set()  # tried against the current registered set; retried once it grows
-    while pending - failed:
-        # next: the pending view with the most matches into the registered views (cheap to count)
-        j = max(pending - failed, key=lambda v: sum(len(matches.get((i, v), ())) for i in registered))
+    neighbours: dict[int, list[int]] = {v: [] for v in range(S)}
+    for i, j in matches:
+        neighbours[i].append(j)
+    links = np.zeros(S, np.int64)  # matches of each view into the registered set, kept up to date
+    for v in neighbours[0]:
+        links[v] += len(matches[(0, v)])
+    tried_at = np.full(S, -1)  # ``links`` when a view last failed: retried only once it has grown
+    while True:
+        candidates = [v for v in pending if links[v] > tried_at[v]]
+        if not candidates:
+            break
+        j = max(candidates, key=lambda v: links[v])  # the view most connected to the registered ones
         n, pose, s = register(j, registered)
         if pose is None:
-            failed.add(j)
+            tried_at[j] = links[j]
             continue
         w2c[j], scale[j], inliers[j] = pose, s, n
         registered.add(j)
         pending.discard(j)
-        failed.clear()
+        for v in neighbours[j]:
+            links[v] += len(matches[(j, v)])
     if opts.second_pass:
         for j in sorted(registered - {0}):
             n, pose, s = register(j, registered - {j})
