@@ -1,0 +1,172 @@
+"""What camera refinement (``refine=True``, ``models/refine.py``) costs, against the forward pass.
+
+For each view count, procedural scenes (seeds 0…, the kinds in turn) are reconstructed once with and once
+without refinement, the two calls interleaved so both see the same machine load. Reported per view count:
+median seconds of the plain call, of the refinement alone (``report.json``'s ``timings_s.refine``) and
+their ratio; the share of views registered; and, from one extra profiled call per view count, where the
+refinement's time goes (SIFT, matching, registration, bundle adjustment). Past 32 views matching is linear
+in the views (each view against the anchors and its index neighbours), which the 64- and 128-view points
+show. Accuracy is not measured here: that is the procedural suite's job (``bench.eval --refine``).
+
+Run: ``python -m bench.refine [--views 4,8,16,32,64,128] [--scenes 3] [--threads 1]``; writes the
+``## Camera refinement`` section of docs/BENCHMARKS.md and docs/bench/refine_cost.png (``--no-write``:
+print only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import time
+
+from bench._report import ROOT, cpu_name, write_section
+
+HEADING = "## Camera refinement"
+FIG = ROOT / "docs" / "bench" / "refine_cost.png"
+STAGES = {
+    "extract_features": "SIFT",
+    "match_descriptors": "matching",
+    "estimate_and_refine_absolute_pose": "PnP",
+    "_tracks": "tracks",
+    "_bundle_adjust": "bundle adjustment",
+}
+
+
+def _scene_images(seed: int, views: int) -> list:
+    import numpy as np
+
+    from models.data.procedural import KINDS, make_scene
+
+    scene = make_scene(seed, views=views, width=224, height=224, kind=KINDS[seed % len(KINDS)])
+    return [np.clip(np.round(im * 255.0), 0, 255).astype(np.uint8) for im in scene.images]
+
+
+def _profile_stages(reconstructor, images: list) -> dict[str, float]:
+    """Seconds per refinement stage of one refined call (cumulative times from cProfile)."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    reconstructor.reconstruct(images, refine=True)
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    out = dict.fromkeys(STAGES.values(), 0.0)
+    for (_, _, name), (_, _, _, cumulative, _) in stats.items():
+        for key, label in STAGES.items():  # Python functions by name, pycolmap's as "<built-in method …>"
+            if name == key or name.endswith(f".{key}>"):
+                out[label] += cumulative
+    return out
+
+
+def measure(views: list[int], scenes: int) -> list[dict]:
+    from models.reconstruct import Reconstructor
+
+    reconstructor = Reconstructor("tiny", device="cpu")
+    reconstructor.reconstruct(_scene_images(0, 2), refine=True)  # warm-up: imports, first-call costs
+    rows = []
+    for v in views:
+        plain, refine, registered = [], [], []
+        for seed in range(scenes):
+            images = _scene_images(seed, v)
+            t0 = time.perf_counter()
+            reconstructor.reconstruct(images)
+            plain.append(time.perf_counter() - t0)
+            recon = reconstructor.reconstruct(images, refine=True)
+            refine.append(recon.report["timings_s"]["refine"])
+            registered.append(len(recon.report["refinement"]["refined_views"]) / (v - 1))
+        stages = _profile_stages(reconstructor, _scene_images(0, v))
+        row = {
+            "views": v,
+            "plain_s": statistics.median(plain),
+            "refine_s": statistics.median(refine),
+            "registered": statistics.mean(registered),
+            "stages": stages,
+        }
+        rows.append(row)
+        print(
+            f"{v} views: plain {row['plain_s']:.2f} s, refine {row['refine_s']:.2f} s, "
+            f"registered {row['registered']:.2f}",
+            flush=True,
+        )
+    return rows
+
+
+def plot(rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=110)
+    views = [r["views"] for r in rows]
+    ax.plot(views, [r["plain_s"] for r in rows], "o-", label="reconstruct (forward pass + outputs)")
+    ax.plot(views, [r["refine_s"] for r in rows], "o-", label="refinement alone")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("input views (224×224)")
+    ax.set_ylabel("seconds (median, one thread)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    FIG.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(FIG)
+    plt.close(fig)
+
+
+def render(rows: list[dict], args: argparse.Namespace, load: tuple[float, float]) -> str:
+    lines = [HEADING, ""]
+    lines.append(
+        f"Command: `python -m bench.refine --views {','.join(map(str, args.views))} --scenes {args.scenes} "
+        f"--threads {args.threads}` ({dt.date.today().isoformat()}). Machine: {cpu_name()}, 2 cores, "
+        f"{args.threads} torch thread; 1-minute load average {load[0]:.1f} at the start, {load[1]:.1f} at "
+        "the end. Built-in `tiny` weights, procedural scenes (seeds 0…, kinds in turn), each reconstructed "
+        'with and without `refine=True` back to back; medians over the scenes. Accuracy: "Procedural '
+        'suite" above.'
+    )
+    lines += ["", "| views | reconstruct s | refinement s | ratio | views registered | "
+              + " | ".join(STAGES.values()) + " |"]  # fmt: skip
+    lines.append("|---:|---:|---:|---:|---:|" + "---:|" * len(STAGES))
+    for r in rows:
+        stages = " | ".join(f"{r['stages'][name]:.2f}" for name in STAGES.values())
+        lines.append(
+            f"| {r['views']} | {r['plain_s']:.2f} | {r['refine_s']:.2f} | {r['refine_s'] / r['plain_s']:.2f} "
+            f"| {r['registered']:.2f} | {stages} |"
+        )
+    lines += [
+        "",
+        "Stage columns: seconds inside each step of one profiled refined call of the first scene "
+        "(cumulative, so they need not add up to the refinement's total).",
+        "",
+        "![refinement cost](bench/refine_cost.png)",
+        "",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--views", type=lambda t: [int(v) for v in t.split(",")], default=[4, 8, 16, 32, 64, 128])
+    ap.add_argument("--scenes", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args(argv)
+    if args.scenes < 1 or min(args.views) < 2:
+        ap.error("--scenes must be >= 1 and every --views count >= 2")
+    torch.set_num_threads(args.threads)
+    start = os.getloadavg()[0]
+    rows = measure(args.views, args.scenes)
+    text = render(rows, args, (start, os.getloadavg()[0]))
+    plot(rows)
+    print(text)
+    if not args.no_write:
+        write_section(HEADING, text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
