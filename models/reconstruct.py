@@ -13,6 +13,8 @@ batcher uses it). Outputs are numpy arrays (plus a :class:`~renderer.types.Gauss
 Caller-given ``intrinsics`` replace the predicted ones; caller-given ``poses`` pick the anchors, replace the
 predicted cameras, and scale depth by the Sim(3) fit of predicted to given camera centres, so every output is
 in the caller's frame and units. Non-finite network outputs raise :class:`NonFiniteOutputError`.
+``refine=True`` corrects the predicted cameras after the forward pass (:mod:`models.refine`: SIFT, PnP on the
+predicted depth, bundle adjustment) and rescales each view's depth to them, before Gaussians are built.
 """
 
 from __future__ import annotations
