@@ -102,7 +102,7 @@ def plot(rows: list[dict]) -> None:
 
     fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=110)
     views = [r["views"] for r in rows]
-    ax.plot(views, [r["plain_s"] for r in rows], "o-", label="reconstruct (forward pass + outputs)")
+    ax.plot(views, [r["plain_s"] for r in rows], "o-", label="reconstruct, no refinement")
     ax.plot(views, [r["refine_s"] for r in rows], "o-", label="refinement alone")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
