@@ -26,7 +26,7 @@ CPU_BF16_HELP = (
 #: help text of ``--refine`` (reconstruct, batch)
 REFINE_HELP = (
     "refine the predicted cameras after the forward pass: SIFT matches, the predicted depth, PnP and "
-    "bundle adjustment (slower: +0.5 s at 4 views, +10 s at 32 on one core; far better cameras from the "
+    "bundle adjustment (slower: +0.5 s at 4 views, +8 s at 32 on one core; far better cameras from the "
     "built-in model; skipped when --poses are given, given --intrinsics stay fixed)"
 )
 
