@@ -78,7 +78,7 @@ def test_valid_upload_is_accepted(client: httpx.Client) -> None:
     job = r.json()
     assert r.headers["location"] == f"/v1/reconstructions/{job['id']}"
     assert job["status"] == "queued" and job["image_names"] == ["a.png", "b.jpg"]
-    assert job["options"] == {"max_anchors": 2, "preset": "tiny"}
+    assert job["options"] == {"max_anchors": 2, "preset": "tiny", "refine": False}  # defaults made explicit
     # The inputs are readable from the start, byte for byte, typed by their decoded format.
     base = f"/v1/reconstructions/{job['id']}/inputs"
     for name, data, media in (("a.png", a, "image/png"), ("b.jpg", b, "image/jpeg")):
