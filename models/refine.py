@@ -211,6 +211,7 @@ def _refine(
     anchors: list[int] | None,
     opts: RefineOptions,
 ) -> RefineResult:
+    """:func:`refine_cameras`' body, steps 1-5 of the module doc (COLMAP's log already quietened)."""
     import pycolmap
 
     S, h, w = depth.shape
