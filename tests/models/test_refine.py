@@ -153,3 +153,25 @@ def test_views_share_one_camera_only_when_their_intrinsics_agree():
     assert not _share_camera(K2, "auto") and _share_camera(K2, "yes") and not _share_camera(K, "no")
     with pytest.raises(ValueError, match="shared_camera"):
         _share_camera(K, "sometimes")
+
+
+def test_many_views_match_linearly_and_still_register():
+    """Past EXHAUSTIVE_MAX_VIEWS each view is matched with the anchors and its index neighbours only; the
+    views still chain into one registration."""
+    from models.refine import EXHAUSTIVE_MAX_VIEWS
+
+    S = EXHAUSTIVE_MAX_VIEWS + 4
+    scene = make_scene(1, views=S, width=160, height=160, kind="room")
+    gt = _relative_to_view0(scene.world_to_camera.astype(np.float64))
+    res = refine_cameras(
+        np.stack(images_uint8(scene)),
+        scene.depth,
+        scene.valid,
+        scene.K.astype(np.float64),
+        gt,
+        anchors=[0, 18],
+    )
+    assert res.report["matched_pairs"] <= len(match_pairs(S, [0, 18], 2)) < S * (S - 1) // 2
+    assert len(res.refined) >= 0.9 * (S - 1), res.report["kept_views"]
+    errors = relative_pose_errors(res.world_to_camera, gt)
+    assert np.median(errors.rotation_deg) < 1.0, np.median(errors.rotation_deg)
