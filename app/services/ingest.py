@@ -54,8 +54,13 @@ def parse_options(text: str | None, where: str = OPTIONS_FIELD) -> Reconstructio
 
 
 def fingerprint(options: ReconstructionOptions, parts: list[tuple[str, str]]) -> str:
-    """Payload identity for Idempotency-Key: the options and each (file name, sha256) in order."""
-    h = hashlib.sha256(json.dumps(options.model_dump(mode="json"), sort_keys=True).encode())
+    """Payload identity for Idempotency-Key: the options and each (file name, sha256) in order.
+
+    Options enter without their defaults, so ``{}`` and ``{"max_anchors": 8}`` are the same payload, and
+    an option added in a later version (with a default) does not change the identity of earlier requests.
+    """
+    stated = options.model_dump(mode="json", exclude_defaults=True)
+    h = hashlib.sha256(json.dumps(stated, sort_keys=True).encode())
     for name, digest in parts:
         h.update(f"\n{name}\0{digest}".encode())
     return h.hexdigest()

@@ -237,6 +237,12 @@ def test_idempotency_key(client: httpx.Client) -> None:
     assert again.json()["id"] == first.json()["id"] and again.headers["idempotent-replayed"] == "true"
     other = post(client, items, {"max_anchors": 4}, headers={"Idempotency-Key": "key-1"})
     assert other.status_code == 422 and "key-1" in other.json()["detail"]
+    # a default spelled out is the same payload as the default left out
+    plain = post(client, items, {}, headers={"Idempotency-Key": "key-2"})
+    spelled = post(client, items, {"refine": False, "max_anchors": 8}, headers={"Idempotency-Key": "key-2"})
+    assert spelled.status_code == 202 and spelled.json()["id"] == plain.json()["id"]
+    refined = post(client, items, {"refine": True}, headers={"Idempotency-Key": "key-2"})
+    assert refined.status_code == 422
 
 
 @pytest.mark.parametrize(
