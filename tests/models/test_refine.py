@@ -46,6 +46,8 @@ def test_refinement_recovers_exact_cameras_from_perturbed_ones(room):
     res = refine_cameras(np.stack(rgb), depth, room.valid, room.K.astype(np.float64), noisy)
     after = relative_pose_errors(res.world_to_camera, gt)
     assert res.refined == [1, 2, 3] and res.report["kept_views"] == []
+    # registration started from the best-matched view (3, not 0) and was moved back into view 0's frame
+    assert res.report["seed_view"] == 3 and res.report["reference_view"] == 0
     # SIFT at 224 px localises to a few tenths of a pixel: sub-degree rotations, ~1-2° directions
     assert before.rotation_deg.max() > 5 and after.rotation_deg.max() < 1.0, after.rotation_deg
     assert after.translation_deg.max() < 3.0, after.translation_deg
@@ -83,6 +85,50 @@ def test_textureless_views_keep_their_predicted_cameras():
     assert res.refined == [] and res.report["kept_views"] == [1, 2]
     np.testing.assert_array_equal(res.world_to_camera, w2c)
     np.testing.assert_array_equal(res.depth_scale, [1.0, 1.0, 1.0])
+
+
+def test_views_that_match_each_other_register_when_view_0_matches_nothing(room):
+    """Registration starts from the best-matched pair, not from view 0: with a blank view 0, views 1-3
+    still get their relative poses right, following the predicted pose of the view they started from."""
+    gt = _relative_to_view0(room.world_to_camera.astype(np.float64))
+    rng = np.random.default_rng(1)
+    noisy = gt.copy()
+    for v in range(1, 4):
+        noisy[v, :3, :3] = _rotation(rng.normal(size=3), 8.0) @ gt[v, :3, :3]
+    rgb = np.stack(images_uint8(room))
+    rgb[0] = 128  # no features in view 0
+    res = refine_cameras(rgb, room.depth, room.valid, room.K.astype(np.float64), noisy)
+    seed = res.report["seed_view"]
+    assert seed != 0 and res.report["reference_view"] == seed
+    assert res.refined == sorted({1, 2, 3} - {seed}) and res.report["kept_views"] == []
+    np.testing.assert_array_equal(res.world_to_camera[0], noisy[0])  # view 0 is never moved
+    np.testing.assert_allclose(res.world_to_camera[seed], noisy[seed], atol=1e-9)  # nor the reference
+    errors = relative_pose_errors(res.world_to_camera[1:], gt[1:])  # pairs among views 1-3
+    assert relative_pose_errors(noisy[1:], gt[1:]).rotation_deg.max() > 5
+    assert errors.rotation_deg.max() < 1.0 and errors.translation_deg.max() < 3.0, errors
+    assert res.depth_scale[seed] == pytest.approx(1.0)
+
+
+def test_reanchoring_keeps_relative_poses_and_sets_the_reference():
+    from models.refine import _reanchor
+
+    rng = np.random.default_rng(2)
+    w2c = np.tile(np.eye(4), (3, 1, 1))
+    for v in range(3):
+        w2c[v, :3, :3] = _rotation(rng.normal(size=3), 30.0 * v)
+        w2c[v, :3, 3] = rng.normal(size=3)
+    scale = np.array([2.0, 0.5, 1.5])
+    target = np.eye(4)
+    target[:3, 3] = [0.1, 0.2, 0.3]
+    moved, new_scale = w2c.copy(), scale.copy()
+    _reanchor(moved, new_scale, [0, 1, 2], 1, target)
+    np.testing.assert_allclose(moved[1], target, atol=1e-12)
+    np.testing.assert_allclose(new_scale, scale / 0.5)
+    # same relative rotations; relative translations scaled by 1 / scale[ref]
+    errors = relative_pose_errors(moved, w2c)
+    assert errors.rotation_deg.max() < 1e-6 and errors.translation_deg.max() < 1e-4
+    rel = lambda T, a, b: T[b] @ np.linalg.inv(T[a])  # noqa: E731
+    np.testing.assert_allclose(rel(moved, 0, 2)[:3, 3], rel(w2c, 0, 2)[:3, 3] / 0.5, atol=1e-9)
 
 
 def test_mutual_ratio_matching():
