@@ -165,6 +165,24 @@ class Reconstruction:
             self._colors = self.rgb.astype(np.float32) / np.float32(255.0)
         return self._colors
 
+    @property
+    def pose_sources(self) -> list[str]:
+        """Where each view's camera pose comes from, for people reading the result: ``"given"`` (the
+        caller's poses), ``"refined"`` (re-estimated by :mod:`models.refine`), ``"reference"`` (the view
+        the refined ones are relative to: view 0, or where registration started when view 0 did not
+        register), else ``"predicted"`` (the network's camera head)."""
+        if self.report.get("poses", {}).get("source") == "given":
+            return ["given"] * self.num_views
+        refinement = self.report.get("refinement", {})
+        sources = ["predicted"] * self.num_views
+        if refinement.get("status") == "done":
+            for v in refinement.get("refined_views", []):
+                sources[v] = "refined"
+            reference = refinement.get("reference_view", 0)
+            if refinement.get("refined_views"):
+                sources[reference] = "reference"
+        return sources
+
     def points_at(self, flat_index: np.ndarray) -> np.ndarray:
         """``[N, 3]`` float32 world points of the pixels at ``flat_index`` (indices into the flattened
         ``[S, h, w]`` maps), lifted view by view without building :attr:`world_points`; the same values

@@ -306,6 +306,8 @@ def _refine(
         pending.discard(j)
         for v in neighbours[j]:
             links[v] += len(matches[(j, v)])
+    if len(registered) < 2:  # nothing registered against the seed: it keeps its prediction like the rest
+        registered, pending, seed = {0}, set(range(S)), 0
     if seed != 0 and 0 in registered:  # back to view 0's input pose and the scale of its predicted depth
         _reanchor(w2c, scale, sorted(registered), 0, np.array(world_to_camera[0], dtype=np.float64))
     pending.add(0)  # view 0 is never moved: registered or not, it keeps its input pose

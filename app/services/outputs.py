@@ -5,7 +5,8 @@
     OUT/
       images/<name>           input images at their original size (when given)
       cameras.json            scene layout (OpenCV, K at the original size) + per frame "anchor",
-                              "anchor_view", "depth_hw", "K_depth" (intrinsics of the depth map)
+                              "anchor_view", "pose_source" (predicted, refined, reference or given),
+                              "depth_hw", "K_depth" (intrinsics of the depth map)
       depth/<stem>.npy        float32 z-depth at the model resolution (0 = no depth)
       depth/<stem>.png        the same, colour-mapped (turbo, 2–98 % range) for people
       points.ply              confident depth points, coloured, with their float "confidence"
@@ -172,6 +173,7 @@ def write_reconstruction(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     anchors = set(recon.anchors)
+    pose_sources = recon.pose_sources
     frames = [
         Frame(
             image=name,
@@ -182,6 +184,7 @@ def write_reconstruction(
             extra={
                 "anchor": i in anchors,
                 "anchor_view": int(recon.assignment[i]),
+                "pose_source": pose_sources[i],
                 "depth_hw": [int(recon.depth.shape[1]), int(recon.depth.shape[2])],
                 "K_depth": np.asarray(recon.K_model[i], dtype=np.float64).tolist(),
             },

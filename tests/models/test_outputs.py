@@ -114,6 +114,7 @@ def test_cli_reconstructs_a_folder(tmp_path, scene, capsys):
     for got, want in zip(frames, truth, strict=True):
         np.testing.assert_allclose(got.world_to_camera, want.world_to_camera, atol=1e-9)
     assert [f.extra["anchor"] for f in frames].count(True) == 2
+    assert {f.extra["pose_source"] for f in frames} == {"given"}
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["compression"] == "zpressor" and report["poses"]["source"] == "given"
     assert report["precision"] == "bfloat16 autocast (trunk and dense heads)"

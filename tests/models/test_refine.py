@@ -167,6 +167,8 @@ def test_refine_improves_the_trained_models_cameras(trained):
     assert auc_refined > auc_plain + 0.2, (auc_plain, auc_refined)
     report = refined.report["refinement"]
     assert report["status"] == "done" and report["refined_views"] == [1, 2, 3]
+    assert refined.pose_sources == ["reference", "refined", "refined", "refined"]
+    assert plain.pose_sources == ["predicted"] * 4
     assert refined.report["timings_s"]["refine"] > 0 and plain.report["refinement"] == {"status": "off"}
     # each view's depth map was rescaled as a whole to the refined cameras' scale (view 0 keeps its own)
     has = plain.depth > 0
@@ -182,7 +184,7 @@ def test_refine_improves_the_trained_models_cameras(trained):
 def test_refine_is_skipped_for_given_poses_and_keeps_given_intrinsics(trained, room):
     images = images_uint8(room)
     posed = trained.reconstruct(images, poses=room.world_to_camera, refine=True)
-    assert posed.report["refinement"]["status"] == "skipped"
+    assert posed.report["refinement"]["status"] == "skipped" and posed.pose_sources == ["given"] * 4
     np.testing.assert_allclose(posed.world_to_camera, room.world_to_camera, atol=1e-6)
     fixed = trained.reconstruct(images, intrinsics=room.K, refine=True)
     assert fixed.report["refinement"]["status"] == "done"

@@ -34,6 +34,10 @@ def _unproject(depth: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> np.ndarray:
     return cam @ c2w[:3, :3].T + c2w[:3, 3]
 
 
+#: cameras.json "pose_source" of the static scene's views (exact cameras; the labels exercise the viewer)
+_POSE_SOURCES = ["reference", "refined", "predicted", "predicted", "predicted", "predicted", "predicted"]
+
+
 def write_static_reconstruction(
     scene, out: Path, *, stride: int = 1, splat_formats: tuple[str, ...] = ("ply",)
 ) -> None:
@@ -55,8 +59,15 @@ def write_static_reconstruction(
         write_image(out, name, img)  # → images/<name>
     (out / "images").rename(out / "inputs")
     frames = [
-        Frame(n, scene.width, scene.height, scene.K[i], scene.world_to_camera[i], {"anchor": i == 0})
-        for i, n in enumerate(names)
+        Frame(
+            n,
+            scene.width,
+            scene.height,
+            scene.K[i],
+            scene.world_to_camera[i],
+            {"anchor": i == 0, "pose_source": source},
+        )
+        for i, (n, source) in enumerate(zip(names, _POSE_SOURCES[: len(names)], strict=True))
     ]
     write_cameras(arts, frames)
 

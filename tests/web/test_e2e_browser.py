@@ -88,6 +88,16 @@ def test_upload_follow_and_view(chromium, service, scene, tmp_path) -> None:
         assert httpx.get(report_url).json()["refinement"]["status"] == "done"  # the page sent options.refine
         page.wait_for_selector("body[data-ready]", state="attached", timeout=120_000)
         assert page.evaluate("() => document.body.dataset.ready") == "true", page.inner_text("#overlay")
+        # the camera list tags the views the refinement moved and the one they are relative to
+        refinement = httpx.get(report_url).json()["refinement"]
+        want = dict.fromkeys(refinement["refined_views"], "refined")
+        if want:
+            want[refinement["reference_view"]] = "reference"
+        tags = page.evaluate(
+            "() => [...document.querySelectorAll('#camera-list button')]"
+            ".map((b) => b.querySelector('.pose-tag')?.textContent ?? null)"
+        )
+        assert tags == [want.get(v) for v in range(len(tags))] and len(tags) == len(scene.images), tags
         view = png_to_array(page.locator("#canvas").screenshot())
         page.screenshot(path=str(tmp_path / "viewer.png"))
 

@@ -80,6 +80,12 @@ def test_view_from_each_input_camera_matches_its_photo(viewer_page, scene) -> No
         f"camera 2: {c2:.3f} with photo 2, {c2_vs_0:.3f} with photo 0"
     )
     assert "002.png" in page.inner_text("#compare-title")
+    assert "pose predicted by the network" in page.inner_text("#compare-caption")
+    tags = page.evaluate(
+        "() => [...document.querySelectorAll('#camera-list button')]"
+        ".map((b) => b.querySelector('.pose-tag')?.textContent ?? null)"
+    )
+    assert tags == ["reference", "refined"] + [None] * (scene.num_views - 2), tags  # cameras.json pose_source
     assert page.evaluate("() => document.getElementById('compare-image').naturalWidth") == scene.width
     assert log.console_errors == [] and log.page_errors == []
     assert log.off_loopback() == []

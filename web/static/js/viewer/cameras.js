@@ -141,6 +141,7 @@ export function parseCameras(doc) {
       K,
       worldToCamera: f.world_to_camera,
       anchor: Boolean(f.anchor),
+      poseSource: typeof f.pose_source === "string" ? f.pose_source : null,
       cameraToWorld: threeCameraToWorld(f.world_to_camera),
     };
   });

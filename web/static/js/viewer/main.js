@@ -101,7 +101,8 @@ function showCompare(frame) {
   $("compare").hidden = false;
   $("compare-title").textContent = `Input photo ${frame.index + 1}: ${frame.image}`;
   const img = $("compare-image");
-  const lens = `${frame.width}×${frame.height} px, fx ${frame.K[0][0].toFixed(1)} px${frame.anchor ? ", anchor view" : ""}`;
+  const source = POSE_SOURCE_TEXT[frame.poseSource];
+  const lens = `${frame.width}×${frame.height} px, fx ${frame.K[0][0].toFixed(1)} px${frame.anchor ? ", anchor view" : ""}${source ? `, ${source}` : ""}`;
   $("compare-caption").textContent = `${lens}. The 3D view is set to this camera's lens and pose.`;
   img.hidden = false;
   img.onerror = () => {
@@ -112,6 +113,15 @@ function showCompare(frame) {
   img.src = inputImageUrl(frame);
   viewer.stage.resize();
 }
+
+// How each camera's pose was obtained (cameras.json "pose_source"), as the photo caption says it; the
+// camera list tags the refined views and the one they are relative to.
+const POSE_SOURCE_TEXT = {
+  predicted: "pose predicted by the network",
+  refined: "pose refined by bundle adjustment",
+  reference: "reference pose of the refinement",
+  given: "pose given with the upload",
+};
 
 function buildCameraList() {
   $("camera-list").replaceChildren(
@@ -125,6 +135,13 @@ function buildCameraList() {
         const tag = document.createElement("span");
         tag.className = "anchor-tag";
         tag.textContent = "anchor";
+        b.append(tag);
+      }
+      if (f.poseSource === "refined" || f.poseSource === "reference") {
+        const tag = document.createElement("span");
+        tag.className = "pose-tag";
+        tag.textContent = f.poseSource;
+        tag.title = POSE_SOURCE_TEXT[f.poseSource];
         b.append(tag);
       }
       b.addEventListener("click", () => goToCamera(f.index));
