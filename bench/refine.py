@@ -8,8 +8,12 @@ refinement's time goes (SIFT, matching, registration, bundle adjustment). Past 3
 in the views (each view against the anchors and its index neighbours), which the 64- and 128-view points
 show. Accuracy is not measured here: that is the procedural suite's job (``bench.eval --refine``).
 
-Run: ``python -m bench.refine [--views 4,8,16,32,64,128] [--scenes 3] [--threads 1]``; writes the
-``## Camera refinement`` section of docs/BENCHMARKS.md and docs/bench/refine_cost.png (``--no-write``:
+With ``--quality RESULTS_JSON`` (an ``onepass eval --refine`` run) the section also gets the accuracy of
+that run: AUC@30 of the forward pass and of the refined cameras per view count, the share of views
+registered, and AUC@30 per scene kind.
+
+Run: ``python -m bench.refine [--views 4,8,16,32,64,128] [--scenes 3] [--threads 1] [--quality F]``; writes
+the ``## Camera refinement`` section of docs/BENCHMARKS.md and docs/bench/refine_cost.png (``--no-write``:
 print only).
 """
 
@@ -146,6 +150,58 @@ def render(rows: list[dict], args: argparse.Namespace, load: tuple[float, float]
     return "\n".join(lines) + "\n"
 
 
+def render_quality(results_json: str) -> str:
+    """Markdown for the accuracy of an ``onepass eval --refine`` run (its ``results.json``): per view
+    count, AUC@30 of the forward pass and of the refined cameras, registered share and PSNR; then AUC@30
+    per scene kind and view count."""
+    import json
+
+    from models.eval.report import aggregate
+
+    doc = json.loads(open(results_json).read())
+    rows = [r for r in doc["rows"] if r.get("suite") == "procedural"]
+    refined = [r for r in rows if r["method"] == "onepass+refine"]
+    if not refined:
+        raise ValueError(f"{results_json}: no 'onepass+refine' rows (run onepass eval with --refine)")
+    cfg = doc["meta"]["config"]
+    views = sorted({r["views"] for r in refined})
+    cell = {(a["method"], a["views"]): a for a in aggregate(rows)}
+    kind_cell = {(a["kind"], a["method"], a["views"]): a for a in aggregate(rows, by_kind=True)}
+    registered = {
+        v: statistics.mean(r["refined_fraction"] for r in refined if r["views"] == v) for v in views
+    }
+    step = doc["meta"].get("weights", {}).get("metadata", {}).get("step", "?")
+    lines = [
+        "### Accuracy",
+        "",
+        f"Command: `onepass eval --suite procedural --scenes {cfg['scenes']} --views "
+        f"{','.join(map(str, views))} --refine --no-colmap --threads 1 --out DIR`, then "
+        f"`python -m bench.refine --quality DIR/results.json`. Weights: built-in, step {step}. Seeds "
+        f"{cfg['seed_offset']}–{cfg['seed_offset'] + cfg['scenes'] - 1} (never used in training), 224×224. "
+        "Views refined: the share of views other than the reference that registered and were moved.",
+        "",
+        "| views | AUC@30 forward pass | AUC@30 refined | RRA@15 → | RTA@15 → | views refined | PSNR → dB |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for v in views:
+        a, b = cell[("onepass", v)], cell[("onepass+refine", v)]
+        lines.append(
+            f"| {v} | {a['auc30']:.3f} | **{b['auc30']:.3f}** | {a['rra15']:.2f} → {b['rra15']:.2f} | "
+            f"{a['rta15']:.2f} → {b['rta15']:.2f} | {registered[v]:.2f} | {a['psnr']:.2f} → {b['psnr']:.2f} |"
+        )
+    kinds = sorted({k for k, _, _ in kind_cell})
+    lines += ["", "AUC@30 per scene kind, forward pass → refined:", ""]
+    lines.append("| views | " + " | ".join(kinds) + " |")
+    lines.append("|---:|" + "---:|" * len(kinds))
+    for v in views:
+        cells = []
+        for k in kinds:
+            pair = [kind_cell.get((k, m, v)) for m in ("onepass", "onepass+refine")]
+            cells.append(f"{pair[0]['auc30']:.3f} → {pair[1]['auc30']:.3f}" if all(pair) else "–")
+        lines.append(f"| {v} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
@@ -153,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--views", type=lambda t: [int(v) for v in t.split(",")], default=[4, 8, 16, 32, 64, 128])
     ap.add_argument("--scenes", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--quality", metavar="RESULTS_JSON", help="an `onepass eval --refine` results.json")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
     if args.scenes < 1 or min(args.views) < 2:
@@ -161,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     start = os.getloadavg()[0]
     rows = measure(args.views, args.scenes)
     text = render(rows, args, (start, os.getloadavg()[0]))
+    if args.quality:
+        text += "\n" + render_quality(args.quality)
     plot(rows)
     print(text)
     if not args.no_write:

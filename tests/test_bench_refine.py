@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 import bench.refine as bench_refine
 
 
@@ -17,3 +19,39 @@ def test_bench_refine_short_run(tmp_path, monkeypatch, capsys) -> None:
     assert plain > 0 and refine > 0 and 0 <= registered <= 1
     assert 0 < sift <= refine * 1.5  # SIFT ran, inside the refinement (profiled call is a separate run)
     assert (tmp_path / "refine_cost.png").stat().st_size > 10_000
+
+
+def test_bench_refine_quality_tables_come_from_an_eval_run(tmp_path) -> None:
+    """``--quality``: the accuracy tables are those of a real ``onepass eval --refine`` run."""
+    import json
+
+    from app.cli import main as cli
+
+    out = tmp_path / "eval"
+    args = [
+        "eval",
+        "--suite",
+        "procedural",
+        "--scenes",
+        "4",
+        "--views",
+        "3",
+        "--size",
+        "112",
+        "--targets",
+        "1",
+    ]
+    assert cli([*args, "--refine", "--no-colmap", "--threads", "1", "--out", str(out)]) == 0
+    summary = {s["method"]: s for s in json.loads((out / "results.json").read_text())["summary"]}
+    text = bench_refine.render_quality(str(out / "results.json"))
+    row = re.search(r"^\| 3 \| ([\d.]+) \| \*\*([\d.]+)\*\* \|", text, re.M)
+    assert row, text
+    assert float(row.group(1)) == round(summary["onepass"]["auc30"], 3)
+    assert float(row.group(2)) == round(summary["onepass+refine"]["auc30"], 3)
+    kinds = re.search(r"^\| views \| (.+) \|$", text.split("per scene kind")[1], re.M).group(1).split(" | ")
+    assert kinds == ["forward", "objects", "orbit", "room"]  # seeds 0-3 cycle through the kinds
+    (out / "results.json").write_text(
+        json.dumps({**json.loads((out / "results.json").read_text()), "rows": []})
+    )  # an eval without --refine has no refined rows: a clear error
+    with pytest.raises(ValueError, match="no 'onepass\\+refine' rows"):
+        bench_refine.render_quality(str(out / "results.json"))
