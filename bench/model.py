@@ -103,7 +103,7 @@ def run_views_worker(spec: dict) -> dict:
     from models.reconstruct import Reconstructor
 
     model = load_model("tiny", device="cpu")
-    rec = Reconstructor(model=model)
+    rec = Reconstructor(model=model, cpu_bf16=spec.get("cpu_bf16", False))
     g = torch.Generator().manual_seed(0)
     # decoded uint8 images, as the service and the command line hand them over (allocated before the baseline)
     pixels = torch.randint(0, 256, (spec["views"], 224, 224, 3), dtype=torch.uint8, generator=g).numpy()
@@ -127,6 +127,7 @@ def run_views_worker(spec: dict) -> dict:
         "peak_rss": _rss_peak(),
         "baseline_rss": base,
         "compression": out.report["compression"],
+        "precision": out.report["precision"],
         "gaussians": len(out.gaussians),
         "weights": model.weights_info.get("source"),
     }
@@ -321,7 +322,33 @@ def stage_table(sweep: dict, views: int) -> list[str]:
     return lines
 
 
-def render_section(sweep: dict, e2e: dict | None, loads: list[dict] | None, meta: dict) -> str:
+def bf16_table(sweep: dict, sweep_bf16: dict) -> list[str]:
+    """Both modes under bfloat16 autocast (``--cpu-bf16``) beside float32, at the view counts measured."""
+    views = sorted(
+        set(sweep_bf16["full"]) & set(sweep_bf16["zpressor"]) & set(sweep["full"]) & set(sweep["zpressor"])
+    )
+    if not views:
+        return []
+    med = statistics.median
+    lines = [
+        "### The same under bfloat16 autocast (`--cpu-bf16`)",
+        "",
+        "Measured in the same run (`--bf16-views`), in fresh processes; CPU seconds, medians. The trunk and "
+        'dense heads run in bf16 (docs/MODEL.md, "Precision"); float32 is the default.',
+        "",
+        "| views | without: fp32 → bf16 | with ZPressor: fp32 → bf16 | ratio fp32 | ratio bf16 |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for v in views:
+        f, z = med(sweep["full"][v]["cpu_times"]), med(sweep["zpressor"][v]["cpu_times"])
+        fb, zb = med(sweep_bf16["full"][v]["cpu_times"]), med(sweep_bf16["zpressor"][v]["cpu_times"])
+        lines.append(f"| {v} | {f:.2f} → {fb:.2f} | {z:.2f} → {zb:.2f} | {z / f:.2f} | {zb / fb:.2f} |")
+    return [*lines, ""]
+
+
+def render_section(
+    sweep: dict, e2e: dict | None, loads: list[dict] | None, meta: dict, sweep_bf16: dict | None = None
+) -> str:
     lines = [
         SECTION,
         "",
@@ -388,6 +415,8 @@ def render_section(sweep: dict, e2e: dict | None, loads: list[dict] | None, meta
             "",
         ]
         lines += stage_table(sweep, 64)
+    if sweep_bf16:
+        lines += bf16_table(sweep, sweep_bf16)
     if e2e:
         med = statistics.median(e2e["times"])
         st = {k: statistics.median(s[k] for s in e2e["stages"]) for k in e2e["stages"][0]}
@@ -462,6 +491,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="with --reuse: measure these view counts again and keep the rest of the last run",
     )
+    ap.add_argument(
+        "--bf16-views",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also measure both modes at these view counts under bfloat16 autocast (--cpu-bf16)",
+    )
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     tune_malloc()  # as every `onepass` command does (models.runtime), workers and e2e alike
@@ -494,6 +530,16 @@ def main(argv: list[str] | None = None) -> int:
             sweep[mode][v] = res = _worker(["views", spec])
             print(f"{mode:8s} {v:4d} views: {statistics.median(res['times']):7.2f} s, "
                   f"peak RSS {_mb(res['peak_rss'])} MiB ({res['compression']})", flush=True)  # fmt: skip
+    sweep_bf16: dict[str, dict[int, dict]] = {
+        mode: {int(v): r for v, r in cached.get("sweep_bf16", {}).get(mode, {}).items()}
+        for mode in ("full", "zpressor")
+    }
+    for v in args.bf16_views:
+        for mode in ("full", "zpressor"):
+            spec = {"views": v, "anchors": v if mode == "full" else 8, "repeats": args.repeats}
+            spec |= {"threads": args.threads, "cpu_bf16": True}
+            sweep_bf16[mode][v] = res = _worker(["views", spec])
+            print(f"{mode:8s} {v:4d} views, bf16: {statistics.median(res['times']):7.2f} s", flush=True)
     e2e = cached.get("e2e") if args.skip_e2e else run_e2e(args.e2e_threads, 1 if args.quick else args.repeats)
     if e2e:
         print(f"end to end 8 views: {statistics.median(e2e['times']):.2f} s", flush=True)
@@ -511,12 +557,14 @@ def main(argv: list[str] | None = None) -> int:
         "load_end": load[1],
         "weights": sweep["zpressor"][views[0]]["weights"],
     }
-    text = render_section(sweep, e2e, loads, meta)
+    text = render_section(sweep, e2e, loads, meta, sweep_bf16)
     if args.quick:
         print(text)
         return 0
     CACHE.parent.mkdir(parents=True, exist_ok=True)
-    CACHE.write_text(json.dumps({"sweep": sweep, "loads": loads, "e2e": e2e, "load": load}))
+    CACHE.write_text(
+        json.dumps({"sweep": sweep, "sweep_bf16": sweep_bf16, "loads": loads, "e2e": e2e, "load": load})
+    )
     plot(sweep, PLOT)
     write_section(SECTION, text)
     print(f"updated {DOC} and {PLOT}")
