@@ -127,8 +127,8 @@ def render(rows: list[dict], args: argparse.Namespace, load: tuple[float, float]
         f"--threads {args.threads}` ({dt.date.today().isoformat()}). Machine: {cpu_name()}, 2 cores, "
         f"{args.threads} torch thread; 1-minute load average {load[0]:.1f} at the start, {load[1]:.1f} at "
         "the end. Built-in `tiny` weights, procedural scenes (seeds 0…, kinds in turn), each reconstructed "
-        'with and without `refine=True` back to back; medians over the scenes. Accuracy: "Procedural '
-        'suite" above.'
+        "with and without `refine=True` back to back; medians over the scenes. Accuracy: "
+        + ('"Accuracy" below.' if args.quality else '"Procedural suite" above (`--quality` adds it here).')
     )
     lines += ["", "| views | reconstruct s | refinement s | ratio | views registered | "
               + " | ".join(STAGES.values()) + " |"]  # fmt: skip
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = measure(args.views, args.scenes)
     text = render(rows, args, (start, os.getloadavg()[0]))
     if args.quality:
-        text += "\n" + render_quality(args.quality)
+        text = text.rstrip("\n") + "\n\n" + render_quality(args.quality)
     plot(rows)
     print(text)
     if not args.no_write:
