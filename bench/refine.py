@@ -202,6 +202,26 @@ def render_quality(results_json: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _current_section() -> str:
+    """The ``## Camera refinement`` section as docs/BENCHMARKS.md has it now (error if it has none)."""
+    from bench._report import BENCHMARKS_DOC
+
+    lines = BENCHMARKS_DOC.read_text().splitlines(keepends=True)
+    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == HEADING), None)
+    if start is None:
+        raise SystemExit(
+            f"{BENCHMARKS_DOC} has no {HEADING!r} section: run bench.refine without --quality-only"
+        )
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "".join(lines[start:end])
+
+
+def _with_quality(section: str, quality: str) -> str:
+    """``section`` with its accuracy part (from ``### Accuracy`` on) replaced by ``quality``."""
+    head = section.split("\n### Accuracy", 1)[0]
+    return head.rstrip("\n") + "\n\n" + quality
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
@@ -210,8 +230,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenes", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quality", metavar="RESULTS_JSON", help="an `onepass eval --refine` results.json")
+    ap.add_argument(
+        "--quality-only",
+        action="store_true",
+        help="with --quality: replace only the accuracy part of the section, keep the measured costs",
+    )
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
+    if args.quality_only:
+        if not args.quality:
+            ap.error("--quality-only needs --quality RESULTS_JSON")
+        text = _with_quality(_current_section(), render_quality(args.quality))
+        print(text)
+        if not args.no_write:
+            write_section(HEADING, text)
+        return 0
     if args.scenes < 1 or min(args.views) < 2:
         ap.error("--scenes must be >= 1 and every --views count >= 2")
     torch.set_num_threads(args.threads)
@@ -219,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = measure(args.views, args.scenes)
     text = render(rows, args, (start, os.getloadavg()[0]))
     if args.quality:
-        text = text.rstrip("\n") + "\n\n" + render_quality(args.quality)
+        text = _with_quality(text, render_quality(args.quality))
     plot(rows)
     print(text)
     if not args.no_write:

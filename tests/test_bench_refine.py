@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -21,13 +22,12 @@ def test_bench_refine_short_run(tmp_path, monkeypatch, capsys) -> None:
     assert (tmp_path / "refine_cost.png").stat().st_size > 10_000
 
 
-def test_bench_refine_quality_tables_come_from_an_eval_run(tmp_path) -> None:
-    """``--quality``: the accuracy tables are those of a real ``onepass eval --refine`` run."""
-    import json
-
+@pytest.fixture(scope="module")
+def eval_run(tmp_path_factory):
+    """A real ``onepass eval --refine`` run on 4 small 3-view scenes."""
     from app.cli import main as cli
 
-    out = tmp_path / "eval"
+    out = tmp_path_factory.mktemp("eval")
     args = [
         "eval",
         "--suite",
@@ -42,16 +42,37 @@ def test_bench_refine_quality_tables_come_from_an_eval_run(tmp_path) -> None:
         "1",
     ]
     assert cli([*args, "--refine", "--no-colmap", "--threads", "1", "--out", str(out)]) == 0
-    summary = {s["method"]: s for s in json.loads((out / "results.json").read_text())["summary"]}
-    text = bench_refine.render_quality(str(out / "results.json"))
+    return out / "results.json"
+
+
+def test_bench_refine_quality_tables_come_from_an_eval_run(eval_run, tmp_path) -> None:
+    """``--quality``: the accuracy tables are those of a real ``onepass eval --refine`` run."""
+    summary = {s["method"]: s for s in json.loads(eval_run.read_text())["summary"]}
+    text = bench_refine.render_quality(str(eval_run))
     row = re.search(r"^\| 3 \| ([\d.]+) \| \*\*([\d.]+)\*\* \|", text, re.M)
     assert row, text
     assert float(row.group(1)) == round(summary["onepass"]["auc30"], 3)
     assert float(row.group(2)) == round(summary["onepass+refine"]["auc30"], 3)
     kinds = re.search(r"^\| views \| (.+) \|$", text.split("per scene kind")[1], re.M).group(1).split(" | ")
     assert kinds == ["forward", "objects", "orbit", "room"]  # seeds 0-3 cycle through the kinds
-    (out / "results.json").write_text(
-        json.dumps({**json.loads((out / "results.json").read_text()), "rows": []})
-    )  # an eval without --refine has no refined rows: a clear error
+    plain = tmp_path / "plain.json"  # an eval without --refine has no refined rows: a clear error
+    plain.write_text(json.dumps({**json.loads(eval_run.read_text()), "rows": []}))
     with pytest.raises(ValueError, match="no 'onepass\\+refine' rows"):
-        bench_refine.render_quality(str(out / "results.json"))
+        bench_refine.render_quality(str(plain))
+
+
+def test_quality_only_replaces_the_accuracy_part_and_keeps_the_costs(eval_run, tmp_path, monkeypatch, capsys):
+    import bench._report
+
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text(
+        "# Benchmarks\n\n## Camera refinement\n\nCost table 1.23\n\n"
+        "### Accuracy\n\nold numbers\n\n## Next\n\nx\n"
+    )
+    monkeypatch.setattr(bench._report, "BENCHMARKS_DOC", doc)
+    assert bench_refine.main(["--quality", str(eval_run), "--quality-only", "--no-write"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("## Camera refinement\n\nCost table 1.23\n\n### Accuracy\n")
+    assert "old numbers" not in out and "## Next" not in out and "AUC@30 refined" in out
+    with pytest.raises(SystemExit):
+        bench_refine.main(["--quality-only"])  # needs --quality
