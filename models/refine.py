@@ -21,7 +21,7 @@ pair their network with bundle adjustment:
    with the points it was registered against, so every depth map and camera share one scale;
 5. bundle adjustment (pycolmap / Ceres, Cauchy loss): the matches that agree with those poses are joined
    into tracks, and poses, points and the focal length (one camera shared by all views when their
-   intrinsics agree) are refined jointly, twice, dropping the tracks that still reproject badly in
+   intrinsics agree within the network's scatter, 10 %) are refined jointly, twice, dropping the tracks that still reproject badly in
    between. This step corrects what the predicted depth got wrong, which PnP alone inherits. The result is
    mapped back to the reference view's frame and the scale of its predicted depth; an adjustment that
    loses its points or moves the focal length by more than half is tried again with the focal lengths
@@ -61,6 +61,7 @@ class RefineOptions:
     bundle_adjust: bool = True
     refine_focal: bool = True  # let bundle adjustment move the focal length(s)
     shared_camera: str = "auto"  # "auto": one camera for all views when their intrinsics agree; "yes"/"no"
+    shared_focal_tolerance: float = 0.10  # "auto" shares when every focal length is within this of the mean
     track_error_frac: float = 0.03  # a match joins a track when the lifted point reprojects within this
 
 
@@ -452,7 +453,7 @@ def _bundle_adjust(
     import pycolmap
 
     h, w = hw
-    shared = _share_camera(K[views], opts.shared_camera)
+    shared = _share_camera(K[views], opts.shared_camera, opts.shared_focal_tolerance)
     rec = pycolmap.Reconstruction()
     for v in views[:1] if shared else views:
         Kc = K[views].mean(0) if shared else K[v]
@@ -540,14 +541,14 @@ def _bundle_adjust(
     return (out, new_scale, K_out), report
 
 
-def _share_camera(K: np.ndarray, mode: str) -> bool:
+def _share_camera(K: np.ndarray, mode: str, focal_tolerance: float = 0.10) -> bool:
     """Whether bundle adjustment uses one camera for all views: ``"auto"`` when every view's focal lengths
-    are within 5 % of their mean and principal points within 1 px (predicted intrinsics of photos from one
-    camera, or caller-given shared ones)."""
+    are within ``focal_tolerance`` of their mean and principal points within 1 px (predicted intrinsics of
+    photos from one camera, or caller-given shared ones)."""
     if mode in ("yes", "no"):
         return mode == "yes"
     if mode != "auto":
         raise ValueError(f"shared_camera must be 'auto', 'yes' or 'no', got {mode!r}")
     f = K[:, [0, 1], [0, 1]]
     c = K[:, [0, 1], [2, 2]]
-    return bool(np.all(np.abs(f / f.mean(0) - 1) <= 0.05) and np.all(np.abs(c - c.mean(0)) <= 1.0))
+    return bool(np.all(np.abs(f / f.mean(0) - 1) <= focal_tolerance) and np.all(np.abs(c - c.mean(0)) <= 1.0))
