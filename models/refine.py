@@ -21,11 +21,12 @@ pair their network with bundle adjustment:
    with the points it was registered against, so every depth map and camera share one scale;
 5. bundle adjustment (pycolmap / Ceres, Cauchy loss): the matches that agree with those poses are joined
    into tracks, and poses, points and the focal length (one camera shared by all views when their
-   intrinsics agree within the network's scatter, 10 %) are refined jointly, twice, dropping the tracks that still reproject badly in
-   between. This step corrects what the predicted depth got wrong, which PnP alone inherits. The result is
-   mapped back to the reference view's frame and the scale of its predicted depth; an adjustment that
-   loses its points or moves the focal length by more than half is tried again with the focal lengths
-   fixed (few tracks leave them free to run off), and discarded if it fails again (the PnP poses stay).
+   intrinsics agree within the network's scatter, 10 %) are refined jointly, twice, dropping the tracks
+   that still reproject badly in between. This step corrects what the predicted depth got wrong, which PnP
+   alone inherits. The result is mapped back to the reference view's frame and the scale of its predicted
+   depth; an adjustment that loses its points or moves the focal length by more than half is tried again
+   with the focal lengths fixed (few tracks leave them free to run off), and discarded if it fails again
+   (the PnP poses stay).
    (A second PnP pass of every view against all the others before this step was measured on the 50-scene
    suite and removed: AUC@30 within ±0.02 at every view count, 9 % more time at 32 views.)
 
