@@ -309,10 +309,9 @@ def _refine(
         for v in neighbours[j]:
             links[v] += len(matches[(j, v)])
     if len(registered) < 2:  # nothing registered against the seed: it keeps its prediction like the rest
-        registered, pending, seed = {0}, set(range(S)), 0
+        registered, pending, seed, inliers = {0}, set(range(1, S)), 0, {}
     if seed != 0 and 0 in registered:  # back to view 0's input pose and the scale of its predicted depth
         _reanchor(w2c, scale, sorted(registered), 0, np.array(world_to_camera[0], dtype=np.float64))
-    pending.add(0)  # view 0 is never moved: registered or not, it keeps its input pose
     reference = 0 if 0 in registered else seed  # the registered view whose predicted pose the others follow
     refined = sorted(registered - {reference})
     K_out = np.array(K, dtype=np.float64, copy=True)
@@ -337,7 +336,7 @@ def _refine(
         "seed_view": seed,
         "reference_view": reference,
         "refined_views": refined,
-        "kept_views": sorted(pending - {0}),
+        "kept_views": sorted(pending - {0}),  # view 0 is never moved, registered or not
         "inliers": {str(k): v for k, v in sorted(inliers.items()) if k != seed},
         "matched_pairs": len(matches) // 2,
         "bundle_adjustment": ba_report or None,
