@@ -114,6 +114,9 @@ export class IntrinsicsCamera extends THREE.PerspectiveCamera {
   }
 }
 
+// The values of a frame's optional "pose_source" (how its pose was obtained); anything else is ignored.
+const POSE_SOURCES = ["predicted", "refined", "reference", "given"];
+
 // Check one cameras.json document and return its frames; errors name the frame and the field.
 export function parseCameras(doc) {
   if (!doc || !Array.isArray(doc.frames) || doc.frames.length === 0) {
@@ -141,7 +144,7 @@ export function parseCameras(doc) {
       K,
       worldToCamera: f.world_to_camera,
       anchor: Boolean(f.anchor),
-      poseSource: typeof f.pose_source === "string" ? f.pose_source : null,
+      poseSource: POSE_SOURCES.includes(f.pose_source) ? f.pose_source : null,
       cameraToWorld: threeCameraToWorld(f.world_to_camera),
     };
   });
