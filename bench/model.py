@@ -88,6 +88,19 @@ def _rss_peak() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _views_spec(views: int, mode: str, repeats: int, threads: int) -> dict:
+    """A views-worker job: ``mode`` "full" makes every view an anchor, "zpressor" keeps 8."""
+    return {"views": views, "anchors": views if mode == "full" else 8, "repeats": repeats, "threads": threads}
+
+
+def _cached_sweep(cached: dict, key: str) -> dict[str, dict[int, dict]]:
+    """The per-mode results stored under ``key`` of the last run's cache (JSON keys back to ints)."""
+    return {
+        mode: {int(v): r for v, r in cached.get(key, {}).get(mode, {}).items()}
+        for mode in ("full", "zpressor")
+    }
+
+
 def _worker(args: list[str]) -> dict:
     """Run one measurement in a fresh interpreter and return its JSON result."""
     cmd = [sys.executable, "-m", "bench.model", "--worker", json.dumps(args)]
@@ -516,31 +529,18 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()[0]
     views = [4, 8] if args.quick else args.views
     cached = json.loads(CACHE.read_text()) if args.reuse and CACHE.is_file() else {}
-    sweep: dict[str, dict[int, dict]] = {
-        mode: {int(v): r for v, r in cached.get("sweep", {}).get(mode, {}).items()}
-        for mode in ("full", "zpressor")
-    }
+    sweep = _cached_sweep(cached, "sweep")
     todo = (args.update_views or []) if cached.get("sweep") else views
     for v in todo:
         for mode in ("full", "zpressor"):
-            reps = 1 if args.quick else args.repeats
-            spec = {
-                "views": v,
-                "anchors": v if mode == "full" else 8,
-                "repeats": reps,
-                "threads": args.threads,
-            }
+            spec = _views_spec(v, mode, 1 if args.quick else args.repeats, args.threads)
             sweep[mode][v] = res = _worker(["views", spec])
             print(f"{mode:8s} {v:4d} views: {statistics.median(res['times']):7.2f} s, "
                   f"peak RSS {_mb(res['peak_rss'])} MiB ({res['compression']})", flush=True)  # fmt: skip
-    sweep_bf16: dict[str, dict[int, dict]] = {
-        mode: {int(v): r for v, r in cached.get("sweep_bf16", {}).get(mode, {}).items()}
-        for mode in ("full", "zpressor")
-    }
+    sweep_bf16 = _cached_sweep(cached, "sweep_bf16")
     for v in args.bf16_views:
         for mode in ("full", "zpressor"):
-            spec = {"views": v, "anchors": v if mode == "full" else 8, "repeats": args.repeats}
-            spec |= {"threads": args.threads, "cpu_bf16": True}
+            spec = _views_spec(v, mode, args.repeats, args.threads) | {"cpu_bf16": True}
             sweep_bf16[mode][v] = res = _worker(["views", spec])
             print(f"{mode:8s} {v:4d} views, bf16: {statistics.median(res['times']):7.2f} s", flush=True)
     e2e = cached.get("e2e") if args.skip_e2e else run_e2e(args.e2e_threads, 1 if args.quick else args.repeats)

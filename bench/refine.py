@@ -25,7 +25,7 @@ import os
 import statistics
 import time
 
-from bench._report import ROOT, cpu_name, write_section
+from bench._report import ROOT, cpu_name, read_section, write_section
 
 HEADING = "## Camera refinement"
 FIG = ROOT / "docs" / "bench" / "refine_cost.png"
@@ -204,16 +204,10 @@ def render_quality(results_json: str) -> str:
 
 def _current_section() -> str:
     """The ``## Camera refinement`` section as docs/BENCHMARKS.md has it now (error if it has none)."""
-    from bench._report import BENCHMARKS_DOC
-
-    lines = BENCHMARKS_DOC.read_text().splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == HEADING), None)
-    if start is None:
-        raise SystemExit(
-            f"{BENCHMARKS_DOC} has no {HEADING!r} section: run bench.refine without --quality-only"
-        )
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    return "".join(lines[start:end])
+    section = read_section(HEADING)
+    if section is None:
+        raise SystemExit(f"BENCHMARKS.md has no {HEADING!r} section: run bench.refine without --quality-only")
+    return section
 
 
 def _with_quality(section: str, quality: str) -> str:
