@@ -402,9 +402,10 @@ def render_section(
         + ". `-full` = every view an anchor (no ZPressor)."
         + (
             " `+refine` = the same forward pass, then camera refinement (`refine=True`, `models/refine.py`: "
-            "SIFT matches lifted by the predicted depth, PnP, bundle adjustment with a shared focal length); "
-            "its per-view median-scaled AbsRel cannot change, the Sim(3) AbsRel, Chamfer and PSNR use the "
-            "refined cameras and rescaled depth, and s/scene includes the refinement (one core)."
+            "SIFT matches lifted by the predicted depth, PnP, bundle adjustment with a shared focal length, "
+            "then each depth map corrected to the adjusted points: one scale per view before session 11, "
+            "a smooth factor since); the depth, Sim(3), Chamfer and PSNR columns use the refined cameras "
+            "and corrected depth, and s/scene includes the refinement (one core)."
             if any(s["label"].endswith("+refine") for s in summary)
             else ""
         )

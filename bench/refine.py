@@ -152,8 +152,8 @@ def render(rows: list[dict], args: argparse.Namespace, load: tuple[float, float]
 
 def render_quality(results_json: str) -> str:
     """Markdown for the accuracy of an ``onepass eval --refine`` run (its ``results.json``): per view
-    count, AUC@30 of the forward pass and of the refined cameras, registered share and PSNR; then AUC@30
-    per scene kind and view count."""
+    count, AUC@30 of the forward pass and of the refined cameras, registered share and PSNR; depth, point
+    and novel-view metrics before and after; then AUC@30 per scene kind and view count."""
     import json
 
     from models.eval.report import aggregate
@@ -189,6 +189,28 @@ def render_quality(results_json: str) -> str:
             f"| {v} | {a['auc30']:.3f} | **{b['auc30']:.3f}** | {a['rra15']:.2f} → {b['rra15']:.2f} | "
             f"{a['rta15']:.2f} → {b['rta15']:.2f} | {registered[v]:.2f} | {a['psnr']:.2f} → {b['psnr']:.2f} |"
         )
+    lines += [
+        "",
+        "Depth, points and novel views, forward pass → refined (refinement also corrects each depth map "
+        "with a smooth factor fitted to the bundle-adjusted points; AbsRel per view after median scaling, "
+        "and after one Sim(3) for the scene; Chamfer in units of the scene's size):",
+        "",
+        "| views | AbsRel | AbsRel Sim3 | Chamfer | PSNR dB | SSIM |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for v in views:
+        a, b = cell[("onepass", v)], cell[("onepass+refine", v)]
+        pairs = [
+            f"{a[k]:.{d}f} → {b[k]:.{d}f}"
+            for k, d in (
+                ("abs_rel_median", 3),
+                ("abs_rel_global", 3),
+                ("chamfer", 4),
+                ("psnr", 2),
+                ("ssim", 3),
+            )
+        ]
+        lines.append(f"| {v} | " + " | ".join(pairs) + " |")
     kinds = sorted({k for k, _, _ in kind_cell})
     lines += ["", "AUC@30 per scene kind, forward pass → refined:", ""]
     lines.append("| views | " + " | ".join(kinds) + " |")

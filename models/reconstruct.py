@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import resource
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from models.build import DEFAULT_TINY_WEIGHTS, load_model
 from models.gaussians import GaussianOptions, pixel_gaussians
 from models.inputs import check_intrinsics, check_poses
 from models.preprocess import ImageTransform, as_unit_float, preprocess_images
+from models.refine import RefineOptions, refine_cameras
 from models.vggt import VGGT, InferenceOutput
 from renderer.conventions import (
     camera_centers,
@@ -236,6 +237,8 @@ class Reconstructor:
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
         chunk: views per patch-embed / registration / head call.
         gaussian_options: dropping / scale knobs for Gaussians.
+        refine_options: knobs of camera refinement (``refine=True``; default ``RefineOptions()``);
+            caller-given intrinsics always keep the focal lengths fixed.
         model: an already loaded network to use instead of loading one (tests, services sharing a model).
         cpu_bf16: on the CPU, run the network under bfloat16 autocast (sets ``VGGT.cpu_bf16`` on the
             model): ~1.2× faster on a CPU with native bf16, metrics within 0.001 of float32
@@ -252,6 +255,7 @@ class Reconstructor:
         gaussian_options: GaussianOptions | None = None,
         model: VGGT | None = None,
         cpu_bf16: bool = False,
+        refine_options: RefineOptions | None = None,
     ) -> None:
         t0 = time.perf_counter()
         self.model = model if model is not None else load_model(preset, weights, device)
@@ -261,6 +265,7 @@ class Reconstructor:
         self.device = next(self.model.parameters()).device
         self.chunk = chunk
         self.gaussian_options = gaussian_options or GaussianOptions()
+        self.refine_options = refine_options
 
     @property
     def precision(self) -> str:
@@ -526,8 +531,8 @@ class Reconstructor:
                 warnings.append(f"poses: {S} view(s) only fix the alignment partially ({alignment.method})")
         return w2c, K_model, scale, intrinsics_source, poses_info
 
-    @staticmethod
     def _refine(
+        self,
         prep: dict[str, Any],
         rgb: Tensor,
         depth: Tensor,
@@ -537,8 +542,8 @@ class Reconstructor:
         anchors: Tensor,
         warnings: list[str],
     ) -> tuple[Tensor, Tensor, dict[str, Any]]:
-        """Refined cameras (:mod:`models.refine`); rescales ``depth`` in place, view by view, to match."""
-        from models.refine import RefineOptions, refine_cameras
+        """Refined cameras (:mod:`models.refine`); corrects ``depth`` in place, view by view, to match them
+        (a smooth factor fitted to the bundle-adjusted points, or one scale per view)."""
 
         if prep["poses"] is not None:
             return (
@@ -547,12 +552,14 @@ class Reconstructor:
                 {"status": "skipped", "reason": "poses were given: the cameras are the caller's"},
             )
         t0 = time.perf_counter()
-        options = RefineOptions(refine_focal=prep["intrinsics"] is None)  # given intrinsics stay fixed
+        base = self.refine_options or RefineOptions()
+        # caller-given intrinsics stay fixed
+        options = replace(base, refine_focal=base.refine_focal and prep["intrinsics"] is None)
         result = refine_cameras(
             rgb.numpy(), depth.numpy(), valid.numpy(), K_model.numpy(), w2c.numpy(), anchors.tolist(), options
         )
         with torch.inference_mode():
-            depth.mul_(torch.from_numpy(result.depth_scale).to(depth.dtype)[:, None, None])
+            depth.mul_(torch.from_numpy(result.depth_factor).to(depth.dtype))
         kept = result.report["kept_views"]
         if kept:
             warnings.append(

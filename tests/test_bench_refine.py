@@ -53,6 +53,13 @@ def test_bench_refine_quality_tables_come_from_an_eval_run(eval_run, tmp_path) -
     assert row, text
     assert float(row.group(1)) == round(summary["onepass"]["auc30"], 3)
     assert float(row.group(2)) == round(summary["onepass+refine"]["auc30"], 3)
+    depth = re.search(
+        r"^\| 3 \| ([\d.]+) → ([\d.]+) \| ([\d.]+) → ([\d.]+) \|", text.split("Depth, points")[1], re.M
+    )
+    assert depth, text
+    assert float(depth.group(1)) == round(summary["onepass"]["abs_rel_median"], 3)
+    assert float(depth.group(2)) == round(summary["onepass+refine"]["abs_rel_median"], 3)
+    assert float(depth.group(4)) == round(summary["onepass+refine"]["abs_rel_global"], 3)
     kinds = re.search(r"^\| views \| (.+) \|$", text.split("per scene kind")[1], re.M).group(1).split(" | ")
     assert kinds == ["forward", "objects", "orbit", "room"]  # seeds 0-3 cycle through the kinds
     plain = tmp_path / "plain.json"  # an eval without --refine has no refined rows: a clear error
