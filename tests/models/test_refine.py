@@ -231,6 +231,23 @@ def test_refine_improves_the_trained_models_cameras(trained):
     assert not np.allclose(refined.gaussians.means.numpy(), plain.gaussians.means.numpy())
 
 
+def test_refine_options_reach_the_refinement_one_scale_per_view(trained):
+    """``Reconstructor(refine_options=...)``: with a 1×1 lattice each depth map is rescaled as a whole."""
+    scene = make_scene(3, views=4, width=224, height=224, kind="forward")
+    images = images_uint8(scene)
+    single = Reconstructor(
+        model=trained.model, refine_options=RefineOptions(depth_field=FieldOptions(grid=1))
+    )
+    plain = single.reconstruct(images)
+    refined = single.reconstruct(images, refine=True)
+    assert refined.report["refinement"]["depth_correction"] == {"grid": 1, "samples": {}}
+    has = plain.depth > 0
+    per_view = [np.median(refined.depth[v][has[v]] / plain.depth[v][has[v]]) for v in range(4)]
+    assert per_view[0] == pytest.approx(1.0) and len(set(np.round(per_view, 6))) > 1
+    for v in range(4):
+        np.testing.assert_allclose(refined.depth[v], plain.depth[v] * per_view[v], rtol=1e-5)
+
+
 def test_refine_is_skipped_for_given_poses_and_keeps_given_intrinsics(trained, room):
     images = images_uint8(room)
     posed = trained.reconstruct(images, poses=room.world_to_camera, refine=True)
