@@ -559,7 +559,8 @@ class Reconstructor:
             rgb.numpy(), depth.numpy(), valid.numpy(), K_model.numpy(), w2c.numpy(), anchors.tolist(), options
         )
         with torch.inference_mode():
-            depth.mul_(torch.from_numpy(result.depth_factor).to(depth.dtype))
+            for v in range(depth.shape[0]):  # one view's factor at a time: no second copy of every map
+                depth[v].mul_(torch.from_numpy(result.depth_factor_of(v)).to(depth.dtype))
         kept = result.report["kept_views"]
         if kept:
             warnings.append(

@@ -87,9 +87,10 @@ class RefineResult:
         K: ``[S, 3, 3]`` float64; focal lengths moved by bundle adjustment only with ``refine_focal``.
         depth_scale: ``[S]`` median factor each view's depth map must be multiplied by to agree with the
             cameras (one number per view, for reports).
-        depth_factor: ``[S, h, w]`` float32, what each view's depth map must be multiplied by: the smooth
-            correction fitted to the bundle-adjusted points (:mod:`models.depth_field`), or ``depth_scale``
-            everywhere for views without enough of them.
+        depth_lattice: ``[S, g, g]`` log depth corrections (:mod:`models.depth_field`): the smooth field
+            fitted to each view's bundle-adjusted points, or ``log(depth_scale)`` at every node for views
+            without enough of them. :meth:`depth_factor_of` expands one view to pixels, :attr:`depth_factor`
+            all of them (``S`` full-size maps: for small scenes and tests).
         refined: views whose pose was re-estimated (view 0 never is).
         report: what ran, inliers per view, views kept as predicted, bundle-adjustment summary.
     """
@@ -97,9 +98,19 @@ class RefineResult:
     world_to_camera: np.ndarray
     K: np.ndarray
     depth_scale: np.ndarray
-    depth_factor: np.ndarray
+    depth_lattice: np.ndarray
+    hw: tuple[int, int]
     refined: list[int]
     report: dict[str, Any] = field(default_factory=dict)
+
+    def depth_factor_of(self, view: int) -> np.ndarray:
+        """``[h, w]`` float32: what ``view``'s depth map must be multiplied by to agree with the cameras."""
+        return expand_field(self.depth_lattice[view], self.hw)
+
+    @property
+    def depth_factor(self) -> np.ndarray:
+        """``[S, h, w]`` float32 factors of every view (see :meth:`depth_factor_of`)."""
+        return np.stack([self.depth_factor_of(v) for v in range(len(self.depth_lattice))])
 
 
 @dataclass
@@ -245,8 +256,8 @@ def _refine(
     scale = np.ones(S)
     if S < 2:
         report = {"method": "sift+pnp+ba", "refined_views": [], "kept_views": [], "bundle_adjustment": None}
-        factor = np.ones((S, h, w), np.float32)
-        return RefineResult(w2c, np.array(K, dtype=np.float64, copy=True), scale, factor, [], report)
+        lattice = np.zeros((S, 1, 1))
+        return RefineResult(w2c, np.array(K, dtype=np.float64, copy=True), scale, lattice, (h, w), [], report)
 
     feats = extract_features(rgb, opts.max_keypoints)
     depth_kp = [_depth_at(depth[s], valid[s], feats[s].xy) for s in range(S)]
@@ -360,30 +371,31 @@ def _refine(
         "matched_pairs": len(matches) // 2,
         "bundle_adjustment": ba_report or None,
     }
-    factor, report["depth_correction"] = _depth_factors(scale, samples, (h, w), opts)
-    return RefineResult(w2c, K_out, scale, factor, refined, report)
+    lattice, report["depth_correction"] = _depth_lattices(scale, samples, (h, w), opts)
+    return RefineResult(w2c, K_out, scale, lattice, (h, w), refined, report)
 
 
-def _depth_factors(
+def _depth_lattices(
     scale: np.ndarray,
     samples: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
     hw: tuple[int, int],
     opts: RefineOptions,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """``[S, h, w]`` depth factors: a smooth field fitted to each view's bundle-adjusted points seen under
-    at least ``min_triangulation_deg`` (:mod:`models.depth_field`), else the view's single scale."""
-    factor = np.repeat(scale.astype(np.float32)[:, None, None], hw[0] * hw[1], 1).reshape(-1, *hw)
+    """``[S, g, g]`` log depth corrections: a smooth field fitted to each view's bundle-adjusted points
+    seen under at least ``min_triangulation_deg`` (:mod:`models.depth_field`), else the view's single scale
+    at every node."""
+    g = opts.depth_field.grid
+    lattice = np.repeat(np.log(scale)[:, None, None], g * g, 1).reshape(-1, g, g)
     fitted = {}
-    if opts.depth_field.grid > 1:
+    if g > 1:
         for v, (xy, ratio, angle) in sorted(samples.items()):
             keep = angle >= opts.min_triangulation_deg
             if keep.sum() < opts.depth_field.min_samples:
                 continue
-            lattice = fit_log_scale_field(xy[keep], np.log(ratio[keep]), hw, opts.depth_field)
-            factor[v] = expand_field(lattice, hw)
+            lattice[v] = fit_log_scale_field(xy[keep], np.log(ratio[keep]), hw, opts.depth_field)
             fitted[str(v)] = int(keep.sum())
-    report = {"grid": opts.depth_field.grid, "samples": fitted}  # views with a fitted field: their samples
-    return factor, report
+    report = {"grid": g, "samples": fitted}  # views with a fitted field: how many points each
+    return lattice, report
 
 
 def _seed_view(num_views: int, matches: dict[tuple[int, int], np.ndarray]) -> int:
