@@ -150,6 +150,11 @@ def render(rows: list[dict], args: argparse.Namespace, load: tuple[float, float]
     return "\n".join(lines) + "\n"
 
 
+def _change(before: dict, after: dict, key: str, digits: int) -> str:
+    """``"0.148 → 0.126"``: one metric of two aggregated rows."""
+    return f"{before[key]:.{digits}f} → {after[key]:.{digits}f}"
+
+
 def render_quality(results_json: str) -> str:
     """Markdown for the accuracy of an ``onepass eval --refine`` run (its ``results.json``): per view
     count, AUC@30 of the forward pass and of the refined cameras, registered share and PSNR; depth, point
@@ -186,8 +191,8 @@ def render_quality(results_json: str) -> str:
     for v in views:
         a, b = cell[("onepass", v)], cell[("onepass+refine", v)]
         lines.append(
-            f"| {v} | {a['auc30']:.3f} | **{b['auc30']:.3f}** | {a['rra15']:.2f} → {b['rra15']:.2f} | "
-            f"{a['rta15']:.2f} → {b['rta15']:.2f} | {registered[v]:.2f} | {a['psnr']:.2f} → {b['psnr']:.2f} |"
+            f"| {v} | {a['auc30']:.3f} | **{b['auc30']:.3f}** | {_change(a, b, 'rra15', 2)} | "
+            f"{_change(a, b, 'rta15', 2)} | {registered[v]:.2f} | {_change(a, b, 'psnr', 2)} |"
         )
     lines += [
         "",
@@ -198,18 +203,10 @@ def render_quality(results_json: str) -> str:
         "| views | AbsRel | AbsRel Sim3 | Chamfer | PSNR dB | SSIM |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
+    metrics = (("abs_rel_median", 3), ("abs_rel_global", 3), ("chamfer", 4), ("psnr", 2), ("ssim", 3))
     for v in views:
         a, b = cell[("onepass", v)], cell[("onepass+refine", v)]
-        pairs = [
-            f"{a[k]:.{d}f} → {b[k]:.{d}f}"
-            for k, d in (
-                ("abs_rel_median", 3),
-                ("abs_rel_global", 3),
-                ("chamfer", 4),
-                ("psnr", 2),
-                ("ssim", 3),
-            )
-        ]
+        pairs = [_change(a, b, k, d) for k, d in metrics]
         lines.append(f"| {v} | " + " | ".join(pairs) + " |")
     kinds = sorted({k for k, _, _ in kind_cell})
     lines += ["", "AUC@30 per scene kind, forward pass → refined:", ""]
