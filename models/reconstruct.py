@@ -14,7 +14,8 @@ Caller-given ``intrinsics`` replace the predicted ones; caller-given ``poses`` p
 predicted cameras, and scale depth by the Sim(3) fit of predicted to given camera centres, so every output is
 in the caller's frame and units. Non-finite network outputs raise :class:`NonFiniteOutputError`.
 ``refine=True`` corrects the predicted cameras after the forward pass (:mod:`models.refine`: SIFT, PnP on the
-predicted depth, bundle adjustment) and rescales each view's depth to them, before Gaussians are built.
+predicted depth, bundle adjustment) and corrects each view's depth to agree with them (a smooth factor
+fitted to the adjusted points, :mod:`models.depth_field`), before Gaussians are built.
 """
 
 from __future__ import annotations
