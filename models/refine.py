@@ -385,7 +385,8 @@ def _depth_lattices(
     seen under at least ``min_triangulation_deg`` (:mod:`models.depth_field`), else the view's single scale
     at every node."""
     g = opts.depth_field.grid
-    lattice = np.repeat(np.log(scale)[:, None, None], g * g, 1).reshape(-1, g, g)
+    log_scale = np.log(np.where(scale > 0, scale, 1.0))  # scales are positive medians; never a NaN map
+    lattice = np.repeat(log_scale[:, None, None], g * g, 1).reshape(-1, g, g)
     fitted = {}
     if g > 1:
         for v, (xy, ratio, angle) in sorted(samples.items()):
