@@ -42,13 +42,15 @@ class FieldOptions:
     max_deviation: float = 0.25  # lattice values are clipped to the median log ratio ± this (×0.78 … ×1.28)
 
 
+def _to_lattice(centres: np.ndarray, size: int, grid: int) -> np.ndarray:
+    """Continuous lattice coordinates of pixel positions along one axis of ``size`` pixels (pixel centres at
+    +0.5): the first and last pixels' centres land on the end nodes."""
+    return np.clip((centres - 0.5) / max(size - 1, 1) * (grid - 1), 0, grid - 1)
+
+
 def _grid_coords(xy: np.ndarray, hw: tuple[int, int], grid: int) -> tuple[np.ndarray, np.ndarray]:
-    """Continuous lattice coordinates (row, col) of pixel positions ``xy`` (pixel centres at +0.5): the
-    corner pixels' centres land on the corner nodes."""
-    h, w = hw
-    gx = (xy[:, 0] - 0.5) / max(w - 1, 1) * (grid - 1)
-    gy = (xy[:, 1] - 0.5) / max(h - 1, 1) * (grid - 1)
-    return np.clip(gy, 0, grid - 1), np.clip(gx, 0, grid - 1)
+    """Continuous lattice coordinates (row, col) of pixel positions ``xy``."""
+    return _to_lattice(xy[:, 1], hw[0], grid), _to_lattice(xy[:, 0], hw[1], grid)
 
 
 def _linear_weights(coord: np.ndarray, grid: int) -> np.ndarray:
@@ -152,7 +154,6 @@ def expand_field(lattice: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     if g == 1:
         return np.full((h, w), np.exp(lattice[0, 0]), dtype=np.float32)
     # bilinear interpolation is separable: rows' weights × lattice × columns' weights
-    gy, _ = _grid_coords(np.stack([np.zeros(h), np.arange(h) + 0.5], 1), hw, g)
-    _, gx = _grid_coords(np.stack([np.arange(w) + 0.5, np.zeros(w)], 1), hw, g)
+    gy, gx = _to_lattice(np.arange(h) + 0.5, h, g), _to_lattice(np.arange(w) + 0.5, w, g)
     values = _linear_weights(gy, g) @ lattice @ _linear_weights(gx, g).T
     return np.exp(values).astype(np.float32)

@@ -568,7 +568,8 @@ def _bundle_adjust(
     new_scale = scale.copy()
     ratios = {}
     samples: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # view -> (xy, z_ba / z_own, angle°)
-    angles = _triangulation_angles(rec, raw)
+    # only a fitted depth correction needs the points' angles (and so the samples)
+    angles = _triangulation_angles(rec, raw) if opts.depth_field.grid > 1 else {}
     for v in views:
         image = rec.image(v + 1)
         kps, pids = [], []
@@ -582,8 +583,10 @@ def _bundle_adjust(
         z_ba = xyz @ raw[v][2, :3] + raw[v][2, 3]  # depth in the adjusted camera
         ratio = z_ba / depth_kp[v][kps]
         ratios[v] = float(np.median(ratio))
-        ahead = ratio > 0
-        samples[v] = (feats[v].xy[kps][ahead], ratio[ahead], np.array([angles[pid] for pid in pids])[ahead])
+        if angles:
+            ahead = ratio > 0
+            angle = np.array([angles[pid] for pid in pids])
+            samples[v] = (feats[v].xy[kps][ahead], ratio[ahead], angle[ahead])
     global_scale = 1.0 / ratios[views[0]] if views[0] in ratios and ratios[views[0]] > 0 else 1.0
     out = np.array(w2c, copy=True)
     K_out = np.array(K, dtype=np.float64, copy=True)
@@ -594,9 +597,6 @@ def _bundle_adjust(
         out[v] = rel @ ref
         if v in ratios and ratios[v] > 0:
             new_scale[v] = ratios[v] * global_scale
-        if v in samples:
-            xy, ratio, angle = samples[v]
-            samples[v] = (xy, ratio * global_scale, angle)
         fx, fy, _, _ = rec.camera(views[0] + 1 if shared else v + 1).params
         K_out[v, 0, 0], K_out[v, 1, 1] = fx, fy
     report = {
@@ -606,6 +606,7 @@ def _bundle_adjust(
         "refine_focal": opts.refine_focal,
         "shared_camera": shared,
     }
+    samples = {v: (xy, ratio * global_scale, angle) for v, (xy, ratio, angle) in samples.items()}
     return (out, new_scale, K_out, samples), report
 
 
