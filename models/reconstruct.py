@@ -34,6 +34,7 @@ from models.align import align_cameras
 from models.build import DEFAULT_TINY_WEIGHTS, load_model
 from models.gaussians import GaussianOptions, pixel_gaussians
 from models.inputs import check_intrinsics, check_poses
+from models.pose_depth import fit_depth_to_cameras
 from models.preprocess import ImageTransform, as_unit_float, preprocess_images
 from models.refine import RefineOptions, refine_cameras
 from models.vggt import VGGT, InferenceOutput
@@ -544,25 +545,22 @@ class Reconstructor:
         warnings: list[str],
     ) -> tuple[Tensor, Tensor, dict[str, Any]]:
         """Refined cameras (:mod:`models.refine`); corrects ``depth`` in place, view by view, to match them
-        (a smooth factor fitted to the bundle-adjusted points, or one scale per view)."""
-
-        if prep["poses"] is not None:
-            return (
-                w2c,
-                K_model,
-                {"status": "skipped", "reason": "poses were given: the cameras are the caller's"},
-            )
+        (a smooth factor fitted to the bundle-adjusted points, or one scale per view). With caller-given
+        poses the cameras stay and only the depth is fitted to matches triangulated with them
+        (:mod:`models.pose_depth`)."""
         t0 = time.perf_counter()
         base = self.refine_options or RefineOptions()
         # caller-given intrinsics stay fixed
         options = replace(base, refine_focal=base.refine_focal and prep["intrinsics"] is None)
-        result = refine_cameras(
-            rgb.numpy(), depth.numpy(), valid.numpy(), K_model.numpy(), w2c.numpy(), anchors.tolist(), options
-        )
+        arrays = (rgb.numpy(), depth.numpy(), valid.numpy(), K_model.numpy(), w2c.numpy(), anchors.tolist())
+        if prep["poses"] is not None:
+            result = fit_depth_to_cameras(*arrays, options)
+        else:
+            result = refine_cameras(*arrays, options)
         with torch.inference_mode():
             for v in range(depth.shape[0]):  # one view's factor at a time: no second copy of every map
                 depth[v].mul_(torch.from_numpy(result.depth_factor_of(v)).to(depth.dtype))
-        kept = result.report["kept_views"]
+        kept = result.report.get("kept_views", [])
         if kept:
             warnings.append(
                 f"refine: views {kept[:10]} could not be registered (too few matches with the others); "

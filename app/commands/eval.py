@@ -51,6 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "'onepass+refine', procedural suite)",
     )
     p.add_argument(
+        "--given-cameras",
+        action="store_true",
+        help="also run onepass given the true intrinsics and poses, without and with its depth fitted to "
+        "them (methods 'onepass+cameras', 'onepass+cameras+refine'; procedural suite); depth is also "
+        "scored in the cameras' units",
+    )
+    p.add_argument(
         "--colmap-only", action="store_true", help="run only the COLMAP peer (it needs no weights)"
     )
     p.add_argument("--full-attention-scenes", type=int, default=5, help="scenes also run without ZPressor")
@@ -92,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         scenes=args.scenes, views=args.views, seed_offset=args.seed_offset, size=args.size,
         targets=args.targets, max_anchors=args.max_anchors, colmap=not args.no_colmap,
         full_attention_scenes=args.full_attention_scenes, refine=args.refine,
+        given_cameras=args.given_cameras,
     )  # fmt: skip
     if args.suite in ("procedural", "all"):
         try:

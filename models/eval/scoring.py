@@ -88,8 +88,12 @@ def render_targets(recon: Any, gt: GroundTruth, sim: Sim3) -> np.ndarray:
     return res.rgb.clamp(0, 1).numpy()
 
 
-def score_reconstruction(recon: Any, gt: GroundTruth) -> dict[str, Any]:
-    """All metrics of one scene as a flat dict of floats (NaN where a metric does not apply)."""
+def score_reconstruction(recon: Any, gt: GroundTruth, *, given_cameras: bool = False) -> dict[str, Any]:
+    """All metrics of one scene as a flat dict of floats (NaN where a metric does not apply).
+
+    ``given_cameras``: the reconstruction was given the true cameras, so its depth is in their units and
+    is also scored as it is, with no rescaling (``abs_rel_given``, ``delta1_given``).
+    """
     if recon.num_views != gt.num_views:
         raise ValueError(f"reconstruction has {recon.num_views} views, ground truth {gt.num_views}")
     out: dict[str, Any] = {"views": gt.num_views}
@@ -109,6 +113,9 @@ def score_reconstruction(recon: Any, gt: GroundTruth) -> dict[str, Any]:
     dg = depth_metrics(recon.depth, gt_depth, ok, scaling="global", scale=sim.scale)
     out.update({"abs_rel_median": dm["abs_rel"], "delta1_median": dm["delta1"]})
     out.update({"abs_rel_global": dg["abs_rel"], "delta1_global": dg["delta1"]})
+    if given_cameras:
+        dn = depth_metrics(recon.depth, gt_depth, ok, scaling="none")
+        out.update({"abs_rel_given": dn["abs_rel"], "delta1_given": dn["delta1"]})
     c0 = camera_centers(torch.from_numpy(gt.world_to_camera[0])).numpy()
     all_gt = pts_gt_full[gt.valid]
     gt_scale = float(np.linalg.norm(all_gt - c0, axis=-1).mean())

@@ -52,6 +52,9 @@ class SuiteConfig:
     colmap: bool = True
     full_attention_scenes: int = 5
     refine: bool = False  # also score onepass with camera refinement (method "onepass+refine")
+    # also run onepass with the true cameras given ("onepass+cameras") and with its depth then fitted to
+    # them ("onepass+cameras+refine"), scoring depth in the cameras' units too (``abs_rel_given``)
+    given_cameras: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,18 +112,25 @@ def _uint8(images: np.ndarray) -> list[np.ndarray]:
 
 
 def _onepass_row(
-    reconstructor: Any, gt: GroundTruth, max_anchors: int, method: str, refine: bool = False
+    reconstructor: Any,
+    gt: GroundTruth,
+    max_anchors: int,
+    method: str,
+    refine: bool = False,
+    given_cameras: bool = False,
 ) -> Row:
+    """One onepass run scored; ``given_cameras`` passes the true intrinsics and poses to it."""
+    cameras = {"intrinsics": gt.K, "poses": gt.world_to_camera} if given_cameras else {}
     t0 = time.perf_counter()
-    recon = reconstructor.reconstruct(_uint8(gt.images), max_anchors=max_anchors, refine=refine)
+    recon = reconstructor.reconstruct(_uint8(gt.images), max_anchors=max_anchors, refine=refine, **cameras)
     runtime = time.perf_counter() - t0
     row: Row = {"method": method, "scene": gt.name, "runtime_s": runtime}
     row["compression"] = recon.report.get("compression", "")
     row["anchors"] = len(recon.anchors)
-    if refine:
+    if refine and not given_cameras:
         refinement = recon.report["refinement"]
         row["refined_fraction"] = len(refinement.get("refined_views", [])) / max(gt.num_views - 1, 1)
-    row.update(score_reconstruction(recon, gt))
+    row.update(score_reconstruction(recon, gt, given_cameras=given_cameras))
     if gt.num_views >= 2:
         row["_pair_max_deg"] = relative_pose_errors(recon.world_to_camera, gt.world_to_camera).max_deg
     return row
@@ -157,6 +167,10 @@ def run_procedural_suite(
             if cfg.refine:
                 row = _onepass_row(reconstructor, gt, cfg.max_anchors, "onepass+refine", refine=True)
                 rows.append(row | {"seed": seed})
+            if cfg.given_cameras:
+                for method, refine in (("onepass+cameras", False), ("onepass+cameras+refine", True)):
+                    row = _onepass_row(reconstructor, gt, cfg.max_anchors, method, refine, given_cameras=True)
+                    rows.append(row | {"seed": seed})
             if views > cfg.max_anchors and seed - cfg.seed_offset < cfg.full_attention_scenes:
                 rows.append(_onepass_row(reconstructor, gt, views, "onepass-full") | {"seed": seed})
         if cfg.colmap:
