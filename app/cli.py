@@ -27,7 +27,8 @@ CPU_BF16_HELP = (
 REFINE_HELP = (
     "refine the predicted cameras after the forward pass: SIFT matches, the predicted depth, PnP and "
     "bundle adjustment (slower: +0.5 s at 4 views, +8 s at 32 on one core; far better cameras from the "
-    "built-in model; skipped when --poses are given, given --intrinsics stay fixed)"
+    "built-in model; given --intrinsics stay fixed; with --poses the cameras stay and each depth map is "
+    "fitted to SIFT matches triangulated with them)"
 )
 
 

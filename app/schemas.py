@@ -66,7 +66,8 @@ class ReconstructionOptions(BaseModel):
     refine: bool = Field(
         False,
         description="refine the predicted cameras with SIFT matches, the predicted depth, PnP and bundle "
-        "adjustment (slower; much better cameras from the built-in model; skipped when poses are given)",
+        "adjustment (slower; much better cameras from the built-in model); with given poses the cameras "
+        "stay and each depth map is fitted to matches triangulated with them",
     )
 
     @field_validator("intrinsics")

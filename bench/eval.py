@@ -103,7 +103,9 @@ def _load_rows(path: Path, fingerprint: str) -> tuple[list[dict], dict]:
     theirs = doc["meta"].get("generator_fingerprint")
     if theirs != fingerprint:
         raise SystemExit(f"{path}: generator fingerprint {theirs} != current {fingerprint}; re-run it")
-    return doc["rows"], doc["meta"]
+    # rows of runs given the true cameras (``--given-cameras``) belong to "Camera refinement", not here
+    rows = [r for r in doc["rows"] if r["method"] in _METHOD_SUFFIX or r["method"] == "colmap"]
+    return rows, doc["meta"]
 
 
 def _fmt(v: Any, d: int = 3) -> str:

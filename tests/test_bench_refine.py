@@ -24,7 +24,7 @@ def test_bench_refine_short_run(tmp_path, monkeypatch, capsys) -> None:
 
 @pytest.fixture(scope="module")
 def eval_run(tmp_path_factory):
-    """A real ``onepass eval --refine`` run on 4 small 3-view scenes."""
+    """A real ``onepass eval --refine --given-cameras`` run on 4 small 3-view scenes."""
     from app.cli import main as cli
 
     out = tmp_path_factory.mktemp("eval")
@@ -41,7 +41,9 @@ def eval_run(tmp_path_factory):
         "--targets",
         "1",
     ]
-    assert cli([*args, "--refine", "--no-colmap", "--threads", "1", "--out", str(out)]) == 0
+    assert (
+        cli([*args, "--refine", "--given-cameras", "--no-colmap", "--threads", "1", "--out", str(out)]) == 0
+    )
     return out / "results.json"
 
 
@@ -60,6 +62,14 @@ def test_bench_refine_quality_tables_come_from_an_eval_run(eval_run, tmp_path) -
     assert float(depth.group(1)) == round(summary["onepass"]["abs_rel_median"], 3)
     assert float(depth.group(2)) == round(summary["onepass+refine"]["abs_rel_median"], 3)
     assert float(depth.group(4)) == round(summary["onepass+refine"]["abs_rel_global"], 3)
+    given = re.search(
+        r"^\| 3 \| ([\d.]+) → ([\d.]+) \| [\d.]+ → [\d.]+ \|",
+        text.split("true intrinsics and poses")[1],
+        re.M,
+    )
+    assert given and "--given-cameras" in text, text
+    assert float(given.group(1)) == round(summary["onepass+cameras"]["abs_rel_given"], 3)
+    assert float(given.group(2)) == round(summary["onepass+cameras+refine"]["abs_rel_given"], 3)
     kinds = re.search(r"^\| views \| (.+) \|$", text.split("per scene kind")[1], re.M).group(1).split(" | ")
     assert kinds == ["forward", "objects", "orbit", "room"]  # seeds 0-3 cycle through the kinds
     plain = tmp_path / "plain.json"  # an eval without --refine has no refined rows: a clear error

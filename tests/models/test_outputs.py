@@ -118,7 +118,9 @@ def test_cli_reconstructs_a_folder(tmp_path, scene, capsys):
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["compression"] == "zpressor" and report["poses"]["source"] == "given"
     assert report["precision"] == "bfloat16 autocast (trunk and dense heads)"
-    assert report["refinement"]["status"] == "skipped"  # --refine arrived; given poses are kept as they are
+    # --refine arrived: given poses are kept as they are (above), only depth is fitted to them
+    assert report["refinement"]["status"] == "done"
+    assert report["refinement"]["method"] == "sift+triangulation (given cameras)"
     assert "wrote" in capsys.readouterr().out
 
 
