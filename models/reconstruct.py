@@ -47,6 +47,11 @@ from renderer.conventions import (
 )
 from renderer.types import Gaussians
 
+#: relative RMS error of the camera-centre fit past which a scene given poses without ``refine`` is warned
+#: that its depth scale is unreliable (measured on the procedural suite: the predicted baselines are
+#: typically 2-50x too short, with fits at 0.4-0.97; docs/MODEL.md "Caller-given intrinsics and poses")
+POOR_ALIGNMENT = 0.25
+
 #: predicted fields of view are clamped to this range (radians) so intrinsics stay finite
 MIN_FOV, MAX_FOV = 0.01, 3.1
 #: per-scene model input widths allowed, in patches: 2 (the smallest grid the DPT heads upsample) to 74
@@ -403,6 +408,14 @@ class Reconstructor:
         refinement: dict[str, Any] = {"status": "off"}
         if prep["refine"]:
             w2c, K_model, refinement = self._refine(prep, rgb, depth, valid, K_model, w2c, anchors, warnings)
+        elif prep["poses"] is not None and S >= 2:
+            fit = poses_info["alignment"]
+            if fit["method"] != "sim3" or fit["relative_error"] > POOR_ALIGNMENT:
+                warnings.append(
+                    f"poses: depth is in the given units only through a {fit['method']} fit of the "
+                    f"predicted camera centres (relative error {fit['relative_error']:.2f}); refine=true "
+                    "fits each depth map to matches triangulated with the given cameras"
+                )
         raw = None if out.gaussian_raw is None else out.gaussian_raw[b].float().cpu()
         gaussians = pixel_gaussians(
             depth[anchors],

@@ -125,6 +125,11 @@ def test_the_trained_models_depth_comes_into_the_given_cameras_units(trained):
     plain = trained.reconstruct(images, **kwargs)
     fitted = trained.reconstruct(images, refine=True, **kwargs)
     assert fitted.report["refinement"]["status"] == "done"
+    # without refine, the caller is told that the camera-centre fit is poor and what fixes it
+    fit = plain.report["poses"]["alignment"]
+    assert fit["method"] == "sim3" and fit["relative_error"] > 0.25
+    assert any("refine=true fits each depth map" in w for w in plain.report["warnings"])
+    assert not any("refine=true" in w for w in fitted.report["warnings"])
     assert fitted.pose_sources == ["given"] * 4
     np.testing.assert_allclose(fitted.world_to_camera, scene.world_to_camera, atol=1e-6)
     np.testing.assert_allclose(fitted.K, scene.K, atol=1e-6)
