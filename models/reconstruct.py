@@ -15,7 +15,8 @@ predicted cameras, and scale depth by the Sim(3) fit of predicted to given camer
 in the caller's frame and units. Non-finite network outputs raise :class:`NonFiniteOutputError`.
 ``refine=True`` corrects the predicted cameras after the forward pass (:mod:`models.refine`: SIFT, PnP on the
 predicted depth, bundle adjustment) and corrects each view's depth to agree with them (a smooth factor
-fitted to the adjusted points, :mod:`models.depth_field`), before Gaussians are built.
+fitted to the adjusted points, :mod:`models.depth_field`), before Gaussians are built. With given poses it
+keeps them and fits each depth map to matches triangulated with them instead (:mod:`models.pose_depth`).
 """
 
 from __future__ import annotations
