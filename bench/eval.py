@@ -368,6 +368,8 @@ def _describe(info: dict) -> str:
     hours = meta.get("train_hours", info.get("train_hours", "?"))
     shipped = ROOT / "models" / "weights" / "onepass-tiny.safetensors"
     path = ROOT / where if not Path(where).is_absolute() else Path(where)
+    if path.is_relative_to(ROOT):  # name files in the repository as the repository does
+        where = str(path.relative_to(ROOT))
     same = path.is_file() and shipped.is_file() and _sha256(path) == _sha256(shipped)
     return (
         f"`{where}`"
