@@ -27,16 +27,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from models.refine import (
-    RefineOptions,
-    RefineResult,
-    _depth_at,
-    _depth_lattices,
-    _quiet_colmap,
-    extract_features,
-    match_descriptors,
-    match_pairs,
-)
+from models.refine import RefineOptions, RefineResult, _depth_at, _depth_lattices, _quiet_colmap, match_views
 
 #: fewer triangulated points than this in a view: its depth map keeps the given-camera alignment's scale
 MIN_POINTS_FOR_SCALE = 5
@@ -132,12 +123,11 @@ def _fit(
     per_view: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {v: [] for v in range(S)}
     matched = 0
     if S >= 2:
-        feats = extract_features(rgb, opts.max_keypoints)
+        feats, matches = match_views(rgb, anchors, opts)
         depth_kp = [_depth_at(depth[s], valid[s], feats[s].xy) for s in range(S)]
         max_error = opts.max_error_frac * w
-        for i, j in match_pairs(S, anchors or [0], opts.neighbours):
-            m = match_descriptors(feats[i].desc, feats[j].desc, opts.ratio)
-            if not len(m):
+        for (i, j), m in matches.items():
+            if i > j:  # each pair once
                 continue
             matched += 1
             xy_i, xy_j = feats[i].xy[m[:, 0]], feats[j].xy[m[:, 1]]

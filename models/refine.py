@@ -176,6 +176,22 @@ def match_pairs(num_views: int, anchors: list[int], neighbours: int) -> list[tup
     return sorted(pairs)
 
 
+def match_views(
+    rgb: np.ndarray, anchors: list[int] | None, opts: RefineOptions
+) -> tuple[list[_Features], dict[tuple[int, int], np.ndarray]]:
+    """SIFT features of every view and the matches of the pairs :func:`match_pairs` picks, stored both ways
+    (``matches[(j, i)]`` is ``matches[(i, j)]`` with its columns swapped); pairs without a match are
+    absent."""
+    feats = extract_features(rgb, opts.max_keypoints)
+    matches: dict[tuple[int, int], np.ndarray] = {}
+    for i, j in match_pairs(len(rgb), anchors or [0], opts.neighbours):
+        m = match_descriptors(feats[i].desc, feats[j].desc, opts.ratio)
+        if len(m):
+            matches[(i, j)] = m
+            matches[(j, i)] = m[:, ::-1]
+    return feats, matches
+
+
 def _depth_at(depth: np.ndarray, ok: np.ndarray, xy: np.ndarray) -> np.ndarray:
     """Depth at keypoints (nearest pixel), NaN off the map, on padding/zero depth, or across an edge (the 3×3
     neighbourhood's depth varies by more than 10 %: a lifted point there could belong to either side)."""
@@ -259,14 +275,8 @@ def _refine(
         lattice = np.zeros((S, 1, 1))
         return RefineResult(w2c, np.array(K, dtype=np.float64, copy=True), scale, lattice, (h, w), [], report)
 
-    feats = extract_features(rgb, opts.max_keypoints)
+    feats, matches = match_views(rgb, anchors, opts)
     depth_kp = [_depth_at(depth[s], valid[s], feats[s].xy) for s in range(S)]
-    matches: dict[tuple[int, int], np.ndarray] = {}
-    for i, j in match_pairs(S, anchors or [0], opts.neighbours):
-        m = match_descriptors(feats[i].desc, feats[j].desc, opts.ratio)
-        if len(m):
-            matches[(i, j)] = m
-            matches[(j, i)] = m[:, ::-1]
 
     cameras = [
         pycolmap.Camera(
