@@ -66,12 +66,11 @@ def scene_ceiling(seed: int, views: int, size: int = 224, targets: int = 2) -> d
     """PSNR/SSIM of exact-geometry Gaussians at the suite's target views of one scene, and coverage."""
     import torch
 
-    from models.data.procedural import kind_for_seed, make_scene, make_target_views
     from models.eval.scoring import gt_world_points, score_reconstruction
-    from models.eval.suite import procedural_ground_truth
+    from models.eval.suite import procedural_scene_ground_truth
     from renderer import render_gaussians
 
-    gt = procedural_ground_truth(seed, views, size, targets)
+    gt, _, tg = procedural_scene_ground_truth(seed, views, size, targets)
     g = exact_gaussians(gt.depth, gt.valid, gt.images, gt.K, gt.world_to_camera)
     exact = SimpleNamespace(
         num_views=gt.num_views, world_to_camera=gt.world_to_camera, K=gt.K, K_model=gt.K, depth=gt.depth,
@@ -85,8 +84,6 @@ def scene_ceiling(seed: int, views: int, size: int = 224, targets: int = 2) -> d
         )  # fmt: skip
     holes = float((full.alpha.numpy() < 0.5).mean())
     # coverage: where the input views' surfaces (no background) land in the targets, at the right depth
-    scene = make_scene(seed, views=views, width=size, height=size, kind=kind_for_seed(seed))
-    tg = make_target_views(scene, targets)
     surfaces = exact_gaussians(gt.depth, gt.valid, gt.images, gt.K, gt.world_to_camera, background=False)
     with torch.no_grad():
         res = render_gaussians(

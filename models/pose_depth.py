@@ -27,7 +27,16 @@ from dataclasses import replace
 
 import numpy as np
 
-from models.refine import RefineOptions, RefineResult, _depth_at, _depth_lattices, _quiet_colmap, match_views
+from models.refine import (
+    RefineOptions,
+    RefineResult,
+    _depth_at,
+    _depth_lattices,
+    _lift,
+    _project,
+    _quiet_colmap,
+    match_views,
+)
 
 #: fewer triangulated points than this in a view: its depth map keeps the given-camera alignment's scale
 MIN_POINTS_FOR_SCALE = 5
@@ -48,9 +57,8 @@ def triangulate_pairs(
     """
 
     def rays(xy: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        cam = np.stack([(xy[:, 0] - K[0, 2]) / K[0, 0], (xy[:, 1] - K[1, 2]) / K[1, 1], np.ones(len(xy))], 1)
-        R, t = w2c[:3, :3], w2c[:3, 3]
-        return cam @ R, -R.T @ t  # world directions with unit camera-z, and the camera centre
+        centre = -w2c[:3, :3].T @ w2c[:3, 3]
+        return _lift(xy, np.ones(len(xy)), K, w2c) - centre, centre  # directions with unit camera-z
 
     d_a, c_a = rays(xy_a, K_a, w2c_a)
     d_b, c_b = rays(xy_b, K_b, w2c_b)
@@ -73,11 +81,7 @@ def triangulate_pairs(
 
 
 def _reprojection_error(points: np.ndarray, xy: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> np.ndarray:
-    cam = points @ w2c[:3, :3].T + w2c[:3, 3]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = K[0, 0] * cam[:, 0] / cam[:, 2] + K[0, 2]
-        v = K[1, 1] * cam[:, 1] / cam[:, 2] + K[1, 2]
-    return np.hypot(u - xy[:, 0], v - xy[:, 1])
+    return np.linalg.norm(_project(points, K, w2c)[0] - xy, axis=1)
 
 
 def fit_depth_to_cameras(

@@ -93,18 +93,27 @@ def suite_seeds(cfg: SuiteConfig) -> list[int]:
 
 
 def procedural_ground_truth(seed: int, views: int, size: int, targets: int) -> GroundTruth:
+    return procedural_scene_ground_truth(seed, views, size, targets)[0]
+
+
+def procedural_scene_ground_truth(
+    seed: int, views: int, size: int, targets: int
+) -> tuple[GroundTruth, Any, Any]:
+    """:func:`procedural_ground_truth` with the generator's input-view and target-view scenes it was made
+    from (the targets' scene is None without targets), for callers that need more of them (target depth)."""
     from models.data.procedural import kind_for_seed, make_scene, make_target_views
 
     kind = kind_for_seed(seed)
     sc = make_scene(seed, views=views, width=size, height=size, kind=kind)
-    extra = {}
+    extra, tg = {}, None
     if targets > 0:
         tg = make_target_views(sc, targets)
         extra = {"target_images": tg.images, "target_K": tg.K, "target_world_to_camera": tg.world_to_camera}
-    return GroundTruth(
+    gt = GroundTruth(
         images=sc.images, depth=sc.depth, valid=sc.valid, K=sc.K, world_to_camera=sc.world_to_camera,
         name=f"{kind}-{seed}", **extra,
     )  # fmt: skip
+    return gt, sc, tg
 
 
 def _uint8(images: np.ndarray) -> list[np.ndarray]:
