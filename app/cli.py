@@ -23,6 +23,12 @@ CPU_BF16_HELP = (
     "run the network under bfloat16 autocast on the CPU (~1.2x faster with native bf16, e.g. AVX512-BF16; "
     "results within ~0.2 %% of float32)"
 )
+#: ``--registration``'s help, shared by the commands that run the network (``VGGT.registration``)
+REGISTRATION_HELP = (
+    "with more views than --max-anchors, what each other view attends to when it is registered: 'all' "
+    "anchors (default) or a 'pair' of them, view 0 and its nearest other anchor (~15 %% faster at 32-64 "
+    "views, slightly less accurate cameras; docs/MODEL.md)"
+)
 #: help text of ``--refine`` (reconstruct, batch)
 REFINE_HELP = (
     "refine the predicted cameras after the forward pass: SIFT matches, the predicted depth, PnP and "

@@ -88,17 +88,20 @@ def _rss_peak() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+#: sweep modes: every view an anchor; 8 anchors registering the rest against all of them; ... against a pair
+MODES = ("full", "zpressor", "pair")
+
+
 def _views_spec(views: int, mode: str, repeats: int, threads: int) -> dict:
-    """A views-worker job: ``mode`` "full" makes every view an anchor, "zpressor" keeps 8."""
-    return {"views": views, "anchors": views if mode == "full" else 8, "repeats": repeats, "threads": threads}
+    """A views-worker job: ``mode`` "full" makes every view an anchor, "zpressor" keeps 8 and registers the
+    other views against all of them, "pair" against view 0's and the nearest other anchor's tokens."""
+    spec = {"views": views, "anchors": views if mode == "full" else 8, "repeats": repeats, "threads": threads}
+    return spec | {"registration": "pair" if mode == "pair" else "all"}
 
 
 def _cached_sweep(cached: dict, key: str) -> dict[str, dict[int, dict]]:
     """The per-mode results stored under ``key`` of the last run's cache (JSON keys back to ints)."""
-    return {
-        mode: {int(v): r for v, r in cached.get(key, {}).get(mode, {}).items()}
-        for mode in ("full", "zpressor")
-    }
+    return {mode: {int(v): r for v, r in cached.get(key, {}).get(mode, {}).items()} for mode in MODES}
 
 
 def _worker(args: list[str]) -> dict:
@@ -119,7 +122,9 @@ def run_views_worker(spec: dict) -> dict:
     from models.reconstruct import Reconstructor
 
     model = load_model("tiny", device="cpu")
-    rec = Reconstructor(model=model, cpu_bf16=spec.get("cpu_bf16", False))
+    rec = Reconstructor(
+        model=model, cpu_bf16=spec.get("cpu_bf16", False), registration=spec.get("registration", "all")
+    )
     g = torch.Generator().manual_seed(0)
     # decoded uint8 images, as the service and the command line hand them over (allocated before the baseline)
     pixels = torch.randint(0, 256, (spec["views"], 224, 224, 3), dtype=torch.uint8, generator=g).numpy()
@@ -144,6 +149,7 @@ def run_views_worker(spec: dict) -> dict:
         "baseline_rss": base,
         "compression": out.report["compression"],
         "precision": out.report["precision"],
+        "registration": out.report["registration"],
         "gaussians": len(out.gaussians),
         "weights": model.weights_info.get("source"),
     }
@@ -264,12 +270,19 @@ def plot(sweep: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for mode, style in (("full", "o-"), ("zpressor", "s-")):
-        views = sorted(sweep[mode])
+    labels = {
+        "full": "without ZPressor (all views anchors)",
+        "zpressor": "ZPressor, 8 anchors",
+        "pair": "ZPressor, registration on a pair",
+    }
+    for mode, style in (("full", "o-"), ("zpressor", "s-"), ("pair", "^-")):
+        views = sorted(sweep.get(mode, {}))
+        if not views:
+            continue
         cpu = [statistics.median(sweep[mode][v]["cpu_times"]) for v in views]
         wall = [statistics.median(sweep[mode][v]["times"]) for v in views]
         rss = [sweep[mode][v]["peak_rss"] / 2**20 for v in views]
-        label = "without ZPressor (all views anchors)" if mode == "full" else "ZPressor, 8 anchors"
+        label = labels[mode]
         line = axes[0].plot(views, cpu, style, label=f"{label}: CPU time")[0]
         axes[0].plot(views, wall, style[0] + ":", color=line.get_color(), alpha=0.6, label=f"{label}: wall")
         axes[1].plot(views, rss, style, label=label)
@@ -336,6 +349,49 @@ def stage_table(sweep: dict, views: int) -> list[str]:
         lines.append(f"| `{stage}`: {what} | {cells[0]} | {cells[1]} |")
     lines += [f"| total | {totals[0]:.2f} | {totals[1]:.2f} |", ""]
     return lines
+
+
+def pair_table(sweep: dict) -> list[str]:
+    """Registration against all anchors vs a pair of them (``--registration pair``), beside full attention."""
+    views = sorted(v for v in sweep.get("pair", {}) if v in sweep["zpressor"] and v in sweep["full"])
+    if not views:
+        return []
+
+    def cpu(mode: str, v: int) -> float:
+        return statistics.median(sweep[mode][v]["cpu_times"])
+
+    def above(mode: str, v: int) -> int:
+        return sweep[mode][v]["peak_rss"] - sweep[mode][v]["baseline_rss"]
+
+    lines = [
+        "### Registration against a pair of anchors (`--registration pair`)",
+        "",
+        "Measured in the same run, fresh processes. All = every support view attends to the 8 anchors' "
+        "tokens (the default); pair = to view 0's and its nearest other anchor's only (docs/MODEL.md, "
+        '"Registration keys"). Ratios are to full attention at the same view count.',
+        "",
+        "| views | CPU s all / pair | pair / all | CPU ratio to full: all / pair "
+        "| above baseline MiB all / pair | ratio to full: all / pair |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for v in views:
+        f = cpu("full", v)
+        lines.append(
+            f"| {v} | {cpu('zpressor', v):.2f} / {cpu('pair', v):.2f} "
+            f"| {cpu('pair', v) / cpu('zpressor', v):.2f} "
+            f"| {cpu('zpressor', v) / f:.2f} / {cpu('pair', v) / f:.2f} "
+            f"| {_mb(above('zpressor', v))} / {_mb(above('pair', v))} "
+            f"| {above('zpressor', v) / max(above('full', v), 1):.2f} / "
+            f"{above('pair', v) / max(above('full', v), 1):.2f} |"
+        )
+    if 64 in views:
+        r = cpu("pair", 64) / cpu("full", 64)
+        lines += [
+            "",
+            f"64 views with pair registration, CPU time with / without ZPressor: **{r:.2f}** (target ≤ 0.2: "
+            f"{'met' if r <= 0.2 else 'not met'}).",
+        ]
+    return lines + [""]
 
 
 def bf16_table(sweep: dict, sweep_bf16: dict) -> list[str]:
@@ -431,6 +487,7 @@ def render_section(
             "",
         ]
         lines += stage_table(sweep, 64)
+    lines += pair_table(sweep)
     if sweep_bf16:
         lines += bf16_table(sweep, sweep_bf16)
     if e2e:
@@ -532,7 +589,9 @@ def main(argv: list[str] | None = None) -> int:
     sweep = _cached_sweep(cached, "sweep")
     todo = (args.update_views or []) if cached.get("sweep") else views
     for v in todo:
-        for mode in ("full", "zpressor"):
+        for mode in (
+            MODES if v > 8 else MODES[:2]
+        ):  # up to 8 views every view is an anchor: nothing to register
             spec = _views_spec(v, mode, 1 if args.quick else args.repeats, args.threads)
             sweep[mode][v] = res = _worker(["views", spec])
             print(f"{mode:8s} {v:4d} views: {statistics.median(res['times']):7.2f} s, "

@@ -113,6 +113,7 @@ class Aggregator(nn.Module):
         has_reference: bool = True,
         record_context: bool = False,
         context: list[tuple[Tensor, Tensor]] | None = None,
+        context_per_view: bool = False,
     ) -> TrunkOutput:
         """Run the alternating blocks.
 
@@ -122,7 +123,9 @@ class Aggregator(nn.Module):
             has_reference: view 0 of this set is the reference view (frame 0); ``False`` for support views.
             record_context: return each global block's ``(k, v)`` (the anchor pass).
             context: per layer ``(k, v)`` to attend to instead of this set's own tokens in the global
-                blocks (the registration pass).
+                blocks (the registration pass): each ``[B, nh, M, d]``, shared by all ``S`` views.
+            context_per_view: ``context`` holds one set of keys/values per view instead, each
+                ``[B·S, nh, M, d]``, and each view's global attention is its own (queries ``[B·S, P, C]``).
         """
         B, S, n, C = patch_tokens.shape
         h, w = hw
@@ -143,7 +146,8 @@ class Aggregator(nn.Module):
                 g_kwargs["kv"] = context[i]
             elif record_context:
                 g_kwargs["return_kv"] = True
-            g = self._block(gblk, x.view(B, S * P, C), rope, **g_kwargs)
+            g_in = x.view(B * S, P, C) if context_per_view else x.view(B, S * P, C)
+            g = self._block(gblk, g_in, rope, **g_kwargs)
             if isinstance(g, tuple):
                 g, kv = g
                 recorded.append(kv)

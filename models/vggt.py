@@ -11,7 +11,9 @@ Two entry points share every weight:
   compression), runs the trunk on the anchors, and then a **registration pass**: support views, ``chunk`` at
   a time, run the same blocks with global attention whose keys/values are the anchors' recorded tokens, so
   every input view gets a camera and depth at a cost linear in the number of views, while anchor outputs do
-  not depend on the support views except through the fusion. Gaussians come from the anchors only.
+  not depend on the support views except through the fusion. Gaussians come from the anchors only. With
+  ``registration = "pair"`` a support view attends to two anchors' tokens (view 0's and its nearest other
+  anchor's) instead of all ``N``: cheaper when there are many views, at a small cost in camera accuracy.
 
 On CUDA the patch embed and trunk run under bf16 (fp16 where bf16 is unsupported) autocast; the heads
 always run in float32. Shapes: ``B`` batch, ``S`` views, ``N`` anchors, ``H×W`` pixels.
@@ -38,9 +40,41 @@ from models.zpressor import (
     assign_to_anchors,
     cluster_table,
     farthest_point_anchors,
+    partner_anchors,
     support_views,
     view_descriptors,
 )
+
+#: registration-pass variants (``VGGT.registration``). "all": every support view attends to all ``N``
+#: anchors' recorded tokens (``N·P`` keys). "pair": to the reference anchor's and its partner anchor's only
+#: (``2P`` keys; :func:`~models.zpressor.partner_anchors`, the nearest anchor other than view 0), so the
+#: global blocks' cost per support view no longer grows with ``N`` (docs/MODEL.md, "Registration keys").
+REGISTRATION_MODES = ("all", "pair")
+
+
+def pair_context(
+    context: list[tuple[Tensor, Tensor]], partners: Tensor, num_anchors: int
+) -> list[tuple[Tensor, Tensor]]:
+    """Per support view the keys/values of the reference anchor and of its partner anchor.
+
+    Args:
+        context: per global layer the anchors' ``(k, v)``, each ``[B, nh, N·P, d]``.
+        partners: ``[B, c]`` partner slot (in ``[1, N)``) of each support view of the chunk.
+        num_anchors: ``N``.
+
+    Returns:
+        per layer ``(k, v)``, each ``[B·c, nh, 2P, d]`` (the reference anchor's tokens first).
+    """
+    B, c = partners.shape
+    b_idx = torch.arange(B, device=partners.device)[:, None]
+
+    def select(t: Tensor) -> Tensor:
+        _, nh, NP, d = t.shape
+        per_anchor = t.view(B, nh, num_anchors, NP // num_anchors, d).transpose(1, 2)  # [B, N, nh, P, d]
+        ref = per_anchor[:, :1].expand(B, c, -1, -1, -1)
+        return torch.cat([ref, per_anchor[b_idx, partners]], 3).flatten(0, 1)
+
+    return [(select(k), select(v)) for k, v in context]
 
 
 @dataclass
@@ -113,6 +147,9 @@ class VGGT(nn.Module):
         self.zpressor = ZPressor(cfg.embed_dim, cfg.zpressor) if cfg.zpressor else None
         #: autocast the trunk on CUDA (heads stay float32)
         self.amp = True
+        #: what a support view attends to in the registration pass's global blocks (``REGISTRATION_MODES``):
+        #: "all" the anchors' tokens, or "pair" those of the reference anchor and of its partner anchor only
+        self.registration = "all"
         #: autocast the trunk *and* the dense heads to bfloat16 on the CPU (the camera head, the head
         #: activations and every output stay float32). Off by default: float32 is the reference the parity
         #: tests check. The dense heads' convolutions are most of a CPU training step, so keeping them in
@@ -215,26 +252,30 @@ class VGGT(nn.Module):
     # -------------------------------------------------------------------------------------------- infer
     def select_anchors(
         self, patch_tokens: Tensor, max_anchors: int, anchor_points: list[Tensor | None] | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """Anchors ``[B, N]`` and view→anchor-slot labels ``[B, S]``.
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Anchors ``[B, N]``, view→anchor-slot labels ``[B, S]`` and registration partners ``[B, S]``.
 
         Per batch element: farthest point sampling from view 0 on ``anchor_points[b]`` (camera centres
         ``[S, 3]``) when given, else on :func:`~models.zpressor.view_descriptors` of the patch tokens.
+        Partners (:func:`~models.zpressor.partner_anchors`) are ``None`` when every view is an anchor or
+        there is a single anchor.
         """
         B, S = patch_tokens.shape[:2]
         N = min(S, max_anchors)
         if N == S:
             ar = torch.arange(S, device=patch_tokens.device)
-            return ar.expand(B, S).clone(), ar.expand(B, S).clone()
+            return ar.expand(B, S).clone(), ar.expand(B, S).clone(), None
         desc = view_descriptors(patch_tokens)
-        anchors, labels = [], []
+        anchors, labels, partners = [], [], []
         for b in range(B):
             given = None if anchor_points is None else anchor_points[b]
             pts = (desc[b] if given is None else given.to(desc.device).double())[None]
             a = farthest_point_anchors(pts, N)
             anchors.append(a[0])
             labels.append(assign_to_anchors(pts, a)[0])
-        return torch.stack(anchors), torch.stack(labels)
+            if N >= 2:
+                partners.append(partner_anchors(pts, a)[0])
+        return torch.stack(anchors), torch.stack(labels), torch.stack(partners) if partners else None
 
     def infer(
         self,
@@ -268,7 +309,7 @@ class VGGT(nn.Module):
         with self._amp(dev):
             tokens = self.aggregator.embed(images, chunk=chunk)  # [B, S, h·w, C]
         clock.lap("embed")
-        anchors, labels = self.select_anchors(tokens, max_anchors, anchor_points)
+        anchors, labels, partners = self.select_anchors(tokens, max_anchors, anchor_points)
         N = anchors.shape[1]
         supports = support_views(anchors, S)  # [B, S − N]
         b_idx = torch.arange(B, device=dev)[:, None]
@@ -305,11 +346,19 @@ class VGGT(nn.Module):
             maps[name][b_idx, anchors] = value
 
         # registration pass: support views attend to the anchors' recorded keys/values only
+        if self.registration not in REGISTRATION_MODES:
+            raise ValueError(f"registration must be one of {REGISTRATION_MODES}, got {self.registration!r}")
+        pair = self.registration == "pair" and partners is not None
         for i in range(0, supports.shape[1], chunk):
             views = supports[:, i : i + chunk]
+            view_context = pair_context(context, partners[b_idx, views], N) if pair else context
             with self._amp(dev):
                 reg = self.aggregator.run(
-                    support_tokens[:, i : i + chunk], hw, has_reference=False, context=context
+                    support_tokens[:, i : i + chunk],
+                    hw,
+                    has_reference=False,
+                    context=view_context,
+                    context_per_view=pair,
                 )
             clock.lap("registration_trunk")
             for name, value in self._dense_heads(reg, (H, W), points=points, gaussians=False).items():

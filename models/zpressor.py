@@ -71,6 +71,20 @@ def assign_to_anchors(points: Tensor, anchors: Tensor) -> Tensor:
     return labels.scatter(1, anchors, slots)
 
 
+def partner_anchors(points: Tensor, anchors: Tensor) -> Tensor:
+    """Nearest anchor slot other than the reference (slot 0) per view: ``[B, S]`` in ``[1, N)``.
+
+    The registration pass lets a support view attend to the reference anchor (view 0, which fixes the
+    world frame) and this partner only. Needs ``N >= 2`` anchors.
+    """
+    B, S, D = points.shape
+    if anchors.shape[1] < 2:
+        raise ValueError("partner_anchors needs at least 2 anchors")
+    pts = points.double()
+    others = pts.gather(1, anchors[:, 1:, None].expand(B, anchors.shape[1] - 1, D))
+    return torch.cdist(pts, others).argmin(-1) + 1
+
+
 def support_views(anchors: Tensor, num_views: int) -> Tensor:
     """``[B, S − N]`` long: the non-anchor views of each batch element, ascending."""
     B, N = anchors.shape

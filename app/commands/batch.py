@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from app.cli import CPU_BF16_HELP, REFINE_HELP
+from app.cli import CPU_BF16_HELP, REFINE_HELP, REGISTRATION_HELP
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cpu-bf16", action="store_true", default=None,
         help=f"{CPU_BF16_HELP}; default from settings (ONEPASS_CPU_BF16)",
+    )  # fmt: skip
+    p.add_argument(
+        "--registration", choices=("all", "pair"), default=None,
+        help=f"{REGISTRATION_HELP}; default from settings (ONEPASS_REGISTRATION)",
     )  # fmt: skip
     p.add_argument("--refine", action="store_true", help=REFINE_HELP)
     p.add_argument(
@@ -74,7 +78,10 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"DIR_OF_SCENES: {e}") from e
     if not scenes:
         raise CommandError(f"DIR_OF_SCENES: '{args.scenes}' has no scene sub-folders")
-    given = {"preset": args.preset, "device": args.device, "cpu_bf16": args.cpu_bf16}
+    given = {
+        "preset": args.preset, "device": args.device, "cpu_bf16": args.cpu_bf16,
+        "registration": args.registration,
+    }  # fmt: skip
     overrides = {k: v for k, v in given.items() if v is not None}
     try:
         settings = Settings(**overrides)
@@ -90,8 +97,9 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--device: {e}") from e
     try:
         reconstructor = pipeline.load_reconstructor(
-            settings.preset, args.weights, device, cpu_bf16=settings.cpu_bf16
-        )
+            settings.preset, args.weights, device, cpu_bf16=settings.cpu_bf16,
+            registration=settings.registration,
+        )  # fmt: skip
     except (ValueError, FileNotFoundError) as e:
         raise CommandError(f"--preset/--weights: {e}") from e
     options = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from app.cli import CPU_BF16_HELP, CommandError
+from app.cli import CPU_BF16_HELP, REGISTRATION_HELP, CommandError
 
 
 def _views(text: str) -> tuple[int, ...]:
@@ -66,6 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--cpu-bf16", action="store_true",
         help=CPU_BF16_HELP,
     )  # fmt: skip
+    p.add_argument("--registration", choices=("all", "pair"), default="all", help=REGISTRATION_HELP)
     p.add_argument("--out", required=True, metavar="DIR", help="where results.json/.md and plots go")
     p.set_defaults(func=run)
 
@@ -124,8 +125,11 @@ def run(args: argparse.Namespace) -> int:
             model, info = load_eval_model(args.preset, args.weights)
         except (CheckpointError, FileNotFoundError, ValueError) as e:
             raise CommandError(f"--weights: {e}") from e
-        reconstructor = Reconstructor(args.preset, model=model, cpu_bf16=args.cpu_bf16)
+        reconstructor = Reconstructor(
+            args.preset, model=model, cpu_bf16=args.cpu_bf16, registration=args.registration
+        )
         info["precision"] = reconstructor.precision
+        info["registration"] = args.registration
 
     rows = []
     if args.suite in ("procedural", "all"):

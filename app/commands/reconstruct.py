@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.cli import CPU_BF16_HELP, REFINE_HELP, CommandError
+from app.cli import CPU_BF16_HELP, REFINE_HELP, REGISTRATION_HELP, CommandError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--cpu-bf16", action="store_true",
         help=CPU_BF16_HELP,
     )  # fmt: skip
+    p.add_argument("--registration", choices=("all", "pair"), default="all", help=REGISTRATION_HELP)
     p.add_argument("--refine", action="store_true", help=REFINE_HELP)
     p.add_argument(
         "--intrinsics", default=None, metavar="F", help="known intrinsics (JSON, cameras.json or .npy)"
@@ -128,7 +129,9 @@ def run(args: argparse.Namespace) -> int:
             bar.update()
         bar.set_description("loading model")
         try:
-            reconstructor = Reconstructor(args.preset, args.weights, args.device, cpu_bf16=args.cpu_bf16)
+            reconstructor = Reconstructor(
+                args.preset, args.weights, args.device, cpu_bf16=args.cpu_bf16, registration=args.registration
+            )
         except (FileNotFoundError, CheckpointMismatchError) as e:
             raise CommandError(f"--weights: {e}") from e
         except ValueError as e:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from app.cli import CPU_BF16_HELP
+from app.cli import CPU_BF16_HELP, REGISTRATION_HELP
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cpu-bf16", action="store_true", default=None,
         help=f"CPU workers: {CPU_BF16_HELP}; default from settings (ONEPASS_CPU_BF16)",
+    )  # fmt: skip
+    p.add_argument(
+        "--registration", choices=("all", "pair"), default=None,
+        help=f"{REGISTRATION_HELP}; default from settings (ONEPASS_REGISTRATION)",
     )  # fmt: skip
     p.add_argument(
         "--data-dir", type=Path, default=None, help="jobs, uploads and the SQLite file (default var/)"
@@ -56,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         "workers": args.workers,
         "data_dir": args.data_dir,
         "cpu_bf16": args.cpu_bf16,
+        "registration": args.registration,
     }
     overrides = {k: v for k, v in given.items() if v is not None}
     if args.weights is not None and not args.weights.is_file():

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
         description="CPU workers run the network under bfloat16 autocast: ~1.2x faster where the CPU has "
         "native bf16 (AVX512-BF16, AMX), results within ~0.2 % of float32 (docs/MODEL.md); no effect on CUDA",
     )
+    registration: Literal["all", "pair"] = Field(
+        "all",
+        description="what support views attend to in the registration pass (scenes with more views than "
+        "max_anchors): all anchors, or a pair (view 0 and the nearest other anchor): ~15 % faster at 32-64 "
+        "views, slightly less accurate cameras (docs/MODEL.md)",
+    )
     torch_threads: int | None = Field(
         None, ge=1, description="intra-op threads of each worker; default torch's (one per core)"
     )

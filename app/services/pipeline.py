@@ -36,12 +36,16 @@ ALWAYS = ("cameras",)
 DEFAULT_OUTPUTS = tuple(g for g in OUTPUT_GROUPS if g != "images")
 
 
-def load_reconstructor(preset: str, weights: Path | None, device: str, *, cpu_bf16: bool = False) -> Any:
+def load_reconstructor(
+    preset: str, weights: Path | None, device: str, *, cpu_bf16: bool = False, registration: str = "all"
+) -> Any:
     """Build the model once per worker (``models.Reconstructor``)."""
     from models import Reconstructor
 
     path = str(weights) if weights else None
-    return Reconstructor(preset=preset, weights=path, device=device, cpu_bf16=cpu_bf16)
+    return Reconstructor(
+        preset=preset, weights=path, device=device, cpu_bf16=cpu_bf16, registration=registration
+    )
 
 
 def preset_input_width(preset: str) -> tuple[int, int]:

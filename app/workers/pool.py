@@ -93,7 +93,11 @@ class WorkerPool:
         self.workers = [Worker(f"worker{i}-{d}", d) for i, d in enumerate(devices)]
         self._provider = provider or (
             lambda device: pipeline.load_reconstructor(
-                settings.preset, settings.weights, device, cpu_bf16=settings.cpu_bf16
+                settings.preset,
+                settings.weights,
+                device,
+                cpu_bf16=settings.cpu_bf16,
+                registration=settings.registration,
             )
         )
         self.io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="onepass-io")

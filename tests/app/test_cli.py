@@ -62,11 +62,14 @@ def test_batch_is_resumable(
         "--outputs",
         "cameras,depth",
         "--cpu-bf16",
+        "--registration",
+        "pair",
         "--refine",
     ]
 
     assert main(argv) == 1  # the empty folder fails, the others succeed
-    assert loads[0][1] == {"cpu_bf16": True}  # --cpu-bf16 reaches the model loader
+    # --cpu-bf16 and --registration reach the model loader
+    assert loads[0][1] == {"cpu_bf16": True, "registration": "pair"}
     assert [r.report["refinement"]["status"] for r in refined] == ["done", "done"]  # --refine reached both
     err = capsys.readouterr().err
     assert "scene 'empty' failed" in err and "done 2, failed 1" in err
@@ -93,8 +96,9 @@ def test_serve_flags_become_settings(tmp_path: Path, monkeypatch: pytest.MonkeyP
     served = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append((app, kw)))  # no socket, no loop
     argv = ["serve", "--port", "8123", "--workers", "0", "--cpu-bf16", "--data-dir", str(tmp_path)]
-    assert main(argv) == 0
+    assert main([*argv, "--registration", "pair"]) == 0
     ((app, kw),) = served
     settings = app.state.settings
     assert settings.cpu_bf16 is True and settings.workers == 0 and settings.data_dir == tmp_path
+    assert settings.registration == "pair"
     assert kw["port"] == 8123

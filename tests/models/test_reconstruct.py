@@ -48,6 +48,23 @@ def test_many_views_compress_to_anchors(tiny_reconstructor):
                            "registration_heads", "camera_head"}  # fmt: skip
     assert all(t >= 0 for t in stages.values())
     assert sum(stages.values()) <= rec.report["timings_s"]["inference"]
+    assert rec.report["registration"] == "all"
+
+
+def test_pair_registration_is_chosen_reported_and_checked(tiny_model):
+    from models.reconstruct import Reconstructor
+
+    g = np.random.default_rng(1)
+    imgs = [g.integers(0, 256, (112, 112, 3), dtype=np.uint8) for _ in range(6)]
+    try:
+        rec = Reconstructor(model=tiny_model, registration="pair").reconstruct(imgs, max_anchors=3)
+        assert rec.report["registration"] == "pair" and np.isfinite(rec.world_to_camera).all()
+        few = Reconstructor(model=tiny_model, registration="pair").reconstruct(imgs[:3], max_anchors=3)
+        assert few.report["registration"] is None  # every view an anchor: no registration pass
+        with pytest.raises(ValueError, match="registration must be one of all, pair, got 'some'"):
+            Reconstructor(model=tiny_model, registration="some")
+    finally:
+        tiny_model.registration = "all"  # the module-scoped model is shared with other tests
 
 
 def test_given_poses_and_intrinsics_put_the_result_in_the_callers_frame(tiny_reconstructor, scene):

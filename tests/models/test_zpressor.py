@@ -13,6 +13,7 @@ from models.zpressor import (
     assign_to_anchors,
     cluster_table,
     farthest_point_anchors,
+    partner_anchors,
     support_views,
     view_descriptors,
 )
@@ -38,6 +39,31 @@ def test_fps_and_assignment_match_loop_twins():
     assert labels.tolist() == _assign_to_anchors(pts, anchors.tolist())
     for b in range(3):  # anchors belong to their own slot
         assert labels[b, anchors[b]].tolist() == list(range(6))
+
+
+def test_partner_is_the_nearest_anchor_other_than_view_zero():
+    pts = torch.tensor([[[0.0, 0], [1, 0], [4, 0], [6, 0], [9, 0], [10, 0]]])
+    anchors = torch.tensor([[0, 3, 5]])  # slots 0, 1, 2 at x = 0, 6, 10
+    # view 1 (x=1) belongs to slot 0, its partner is the nearest *other* anchor (x=6); view 4 is nearer x=10
+    assert partner_anchors(pts, anchors).tolist() == [[1, 1, 1, 1, 2, 2]]
+    assert assign_to_anchors(pts, anchors).tolist() == [[0, 0, 1, 1, 2, 2]]
+    with pytest.raises(ValueError, match="at least 2 anchors"):
+        partner_anchors(pts, anchors[:, :1])
+
+
+def test_pair_context_gathers_the_reference_and_partner_tokens():
+    from models.vggt import pair_context
+
+    B, nh, N, P, d = 2, 2, 4, 5, 3
+    k = torch.randn(B, nh, N * P, d, generator=torch.Generator().manual_seed(0))
+    v = k + 1
+    partners = torch.tensor([[1, 3, 2], [2, 2, 1]])
+    (pk, pv), = pair_context([(k, v)], partners, N)
+    assert pk.shape == (B * 3, nh, 2 * P, d)
+    for b in range(B):
+        for i, p in enumerate(partners[b].tolist()):
+            want = torch.cat([k[b, :, :P], k[b, :, p * P : (p + 1) * P]], 1)
+            assert torch.equal(pk[b * 3 + i], want) and torch.equal(pv[b * 3 + i], want + 1)
 
 
 def test_fps_rejects_bad_counts():
@@ -196,3 +222,49 @@ def test_infer_on_uint8_equals_infer_on_the_same_images_as_floats(micro_model):
         b = micro_model.infer(as_unit_float(images), max_anchors=4, chunk=3)
     for name in ("pose_enc", "depth", "depth_conf", "world_points", "gaussian_raw"):
         assert torch.equal(getattr(a, name), getattr(b, name)), name
+
+
+def _registration(model, mode: str):
+    import copy
+
+    m = copy.copy(model)  # shares the weights; only the attribute differs
+    m.registration = mode
+    return m
+
+
+def test_pair_registration_equals_all_with_two_anchors(micro_model):
+    x = rand_images(7, seed=6)
+    with torch.inference_mode():
+        a = _registration(micro_model, "all").infer(x, max_anchors=2, chunk=3)
+        p = _registration(micro_model, "pair").infer(x, max_anchors=2, chunk=3)
+    # with two anchors the pair is every anchor, in the same order: the same keys, the same result
+    for name in ("pose_enc", "depth", "depth_conf", "world_points"):
+        torch.testing.assert_close(getattr(p, name), getattr(a, name), rtol=1e-5, atol=1e-5)
+
+
+def test_pair_registration_changes_only_support_views(micro_model):
+    import copy
+
+    from models.layers.block import LayerScale
+
+    model = copy.deepcopy(micro_model)
+    with torch.no_grad():  # seeded weights start with tiny layer scales: make attention matter
+        for m in model.modules():
+            if isinstance(m, LayerScale):
+                m.gamma.fill_(1.0)
+    x = rand_images(12, seed=7)
+    with torch.inference_mode():
+        a = _registration(model, "all").infer(x, max_anchors=4, chunk=5)
+        p = _registration(model, "pair").infer(x, max_anchors=4, chunk=5)
+    anchors = a.anchors[0].tolist()
+    supports = [i for i in range(12) if i not in anchors]
+    assert p.anchors[0].tolist() == anchors
+    torch.testing.assert_close(p.pose_enc[0, anchors], a.pose_enc[0, anchors])
+    torch.testing.assert_close(p.gaussian_raw, a.gaussian_raw)
+    assert torch.isfinite(p.pose_enc).all() and torch.isfinite(p.depth).all()
+    # support views attend to 2 anchors instead of 4: their outputs differ
+    # (well above float noise: the two-anchor test above agrees to 1e-7)
+    assert (p.depth[0, supports] - a.depth[0, supports]).abs().amax() > 1e-5
+    assert (p.pose_enc[0, supports] - a.pose_enc[0, supports]).abs().amax() > 1e-5
+    with pytest.raises(ValueError, match="registration must be one of"):
+        _registration(micro_model, "none").infer(x, max_anchors=4)
