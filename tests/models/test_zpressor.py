@@ -58,7 +58,7 @@ def test_pair_context_gathers_the_reference_and_partner_tokens():
     k = torch.randn(B, nh, N * P, d, generator=torch.Generator().manual_seed(0))
     v = k + 1
     partners = torch.tensor([[1, 3, 2], [2, 2, 1]])
-    (pk, pv), = pair_context([(k, v)], partners, N)
+    ((pk, pv),) = pair_context([(k, v)], partners, N)
     assert pk.shape == (B * 3, nh, 2 * P, d)
     for b in range(B):
         for i, p in enumerate(partners[b].tolist()):
