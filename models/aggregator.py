@@ -18,6 +18,7 @@ fixed by the VGGT-1B checkpoint (strict load): do not rename.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -112,7 +113,7 @@ class Aggregator(nn.Module):
         *,
         has_reference: bool = True,
         record_context: bool = False,
-        context: list[tuple[Tensor, Tensor]] | None = None,
+        context: Sequence[tuple[Tensor, Tensor]] | None = None,
         context_per_view: bool = False,
     ) -> TrunkOutput:
         """Run the alternating blocks.

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -47,34 +48,43 @@ from models.zpressor import (
 
 #: registration-pass variants (``VGGT.registration``). "all": every support view attends to all ``N``
 #: anchors' recorded tokens (``N·P`` keys). "pair": to the reference anchor's and its partner anchor's only
-#: (``2P`` keys; :func:`~models.zpressor.partner_anchors`, the nearest anchor other than view 0), so the
-#: global blocks' cost per support view no longer grows with ``N`` (docs/MODEL.md, "Registration keys").
+#: (``2P`` keys, :class:`PairContext`; the partner is :func:`~models.zpressor.partner_anchors`, the nearest
+#: anchor other than view 0), so the global blocks' cost per support view no longer grows with ``N``
+#: (docs/MODEL.md, "Registration keys").
 REGISTRATION_MODES = ("all", "pair")
 
 
-def pair_context(
-    context: list[tuple[Tensor, Tensor]], partners: Tensor, num_anchors: int
-) -> list[tuple[Tensor, Tensor]]:
-    """Per support view the keys/values of the reference anchor and of its partner anchor.
+class PairContext(Sequence):
+    """Per support view the keys/values of the reference anchor and of its partner anchor, layer by layer.
+
+    Indexing layer ``i`` gathers that layer's pair (``[B·c, nh, 2P, d]`` for ``k`` and ``v``, the reference
+    anchor's tokens first) when the block asks for it, so only one layer's copies are alive at a time.
 
     Args:
         context: per global layer the anchors' ``(k, v)``, each ``[B, nh, N·P, d]``.
         partners: ``[B, c]`` partner slot (in ``[1, N)``) of each support view of the chunk.
         num_anchors: ``N``.
-
-    Returns:
-        per layer ``(k, v)``, each ``[B·c, nh, 2P, d]`` (the reference anchor's tokens first).
     """
-    B, c = partners.shape
-    b_idx = torch.arange(B, device=partners.device)[:, None]
 
-    def select(t: Tensor) -> Tensor:
+    def __init__(self, context: list[tuple[Tensor, Tensor]], partners: Tensor, num_anchors: int) -> None:
+        self.context, self.partners, self.num_anchors = context, partners, num_anchors
+
+    def __len__(self) -> int:
+        return len(self.context)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        k, v = self.context[i]
+        return self._select(k), self._select(v)
+
+    def _select(self, t: Tensor) -> Tensor:
+        B, c = self.partners.shape
         _, nh, NP, d = t.shape
-        per_anchor = t.view(B, nh, num_anchors, NP // num_anchors, d).transpose(1, 2)  # [B, N, nh, P, d]
+        b_idx = torch.arange(B, device=t.device)[:, None]
+        per_anchor = t.view(B, nh, self.num_anchors, NP // self.num_anchors, d).transpose(
+            1, 2
+        )  # [B,N,nh,P,d]
         ref = per_anchor[:, :1].expand(B, c, -1, -1, -1)
-        return torch.cat([ref, per_anchor[b_idx, partners]], 3).flatten(0, 1)
-
-    return [(select(k), select(v)) for k, v in context]
+        return torch.cat([ref, per_anchor[b_idx, self.partners]], 3).flatten(0, 1)
 
 
 @dataclass
@@ -351,7 +361,7 @@ class VGGT(nn.Module):
         pair = self.registration == "pair" and partners is not None
         for i in range(0, supports.shape[1], chunk):
             views = supports[:, i : i + chunk]
-            view_context = pair_context(context, partners[b_idx, views], N) if pair else context
+            view_context = PairContext(context, partners[b_idx, views], N) if pair else context
             with self._amp(dev):
                 reg = self.aggregator.run(
                     support_tokens[:, i : i + chunk],

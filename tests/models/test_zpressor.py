@@ -52,13 +52,15 @@ def test_partner_is_the_nearest_anchor_other_than_view_zero():
 
 
 def test_pair_context_gathers_the_reference_and_partner_tokens():
-    from models.vggt import pair_context
+    from models.vggt import PairContext
 
     B, nh, N, P, d = 2, 2, 4, 5, 3
     k = torch.randn(B, nh, N * P, d, generator=torch.Generator().manual_seed(0))
     v = k + 1
     partners = torch.tensor([[1, 3, 2], [2, 2, 1]])
-    ((pk, pv),) = pair_context([(k, v)], partners, N)
+    ctx = PairContext([(k, v)], partners, N)
+    assert len(ctx) == 1
+    pk, pv = ctx[0]
     assert pk.shape == (B * 3, nh, 2 * P, d)
     for b in range(B):
         for i, p in enumerate(partners[b].tolist()):
