@@ -9,6 +9,8 @@ small images first, then more views at larger sizes — in :class:`Stage`\\ s ke
   sees varied aspect ratios (VGGT trains on 0.33–1.0);
 * ``zpressor_prob`` of the steps use more views than ``max_anchors`` and run the compressed path
   (anchors + ZPressor fusion + registration), so the fusion blocks learn;
+* ``pair_registration_prob`` of those ZPressor steps register the support views against a pair of anchors
+  (``VGGT.registration = "pair"``) instead of all of them, so the network learns both registration modes;
 * ``targets`` extra views of each scene are held out as novel-view targets for the rendering loss.
 
 Scene seeds for training are drawn from ``[TRAIN_SEED_MIN, 2³¹)``; evaluation uses seeds below
@@ -41,6 +43,7 @@ class Stage:
     zpressor_prob: float = 0.0
     zpressor_views: tuple[int, int] = (5, 6)  # S on a ZPressor step (each > max_anchors)
     zpressor_anchors: int = 3  # max_anchors on a ZPressor step
+    pair_registration_prob: float = 0.0  # of the ZPressor steps, those with registration against a pair
 
 
 DEFAULT_STAGES: tuple[Stage, ...] = (
@@ -49,6 +52,9 @@ DEFAULT_STAGES: tuple[Stage, ...] = (
     Stage(start=6_000, views=(2, 6), size=168, batch=2, zpressor_prob=0.15, zpressor_views=(6, 8)),
     Stage(start=12_000, views=(2, 8), size=224, batch=1, zpressor_prob=0.2, zpressor_views=(8, 12),
           zpressor_anchors=4),
+    # from session 13 on, half the ZPressor steps register against a pair of anchors
+    Stage(start=21_103, views=(2, 8), size=224, batch=1, zpressor_prob=0.2, zpressor_views=(8, 12),
+          zpressor_anchors=4, pair_registration_prob=0.5),
 )  # fmt: skip
 
 
@@ -64,6 +70,7 @@ class StepPlan:
     width: int
     target_index: tuple[int, ...]  # which of the S+T rendered views are the targets
     max_anchors: int | None  # None: reference forward (all views attend to all); else the ZPressor path
+    registration: str = "all"  # the ZPressor path's registration mode (``VGGT.registration``)
 
     @property
     def batch(self) -> int:
@@ -105,6 +112,8 @@ def step_plan(stages: tuple[Stage, ...], step: int, seed: int, patch_size: int =
     seeds = tuple(int(s) for s in rng.integers(TRAIN_SEED_MIN, _SEED_MAX, size=st.batch))
     total = views + st.targets
     target_index = tuple(sorted(int(i) for i in rng.choice(total, size=st.targets, replace=False)))
+    # drawn last, and only where it can matter, so the draws above stay those of earlier runs
+    pair = zp and st.pair_registration_prob > 0 and rng.random() < st.pair_registration_prob
     return StepPlan(
         step=step,
         seeds=seeds,
@@ -114,4 +123,5 @@ def step_plan(stages: tuple[Stage, ...], step: int, seed: int, patch_size: int =
         width=width,
         target_index=target_index,
         max_anchors=max_anchors,
+        registration="pair" if pair else "all",
     )

@@ -104,7 +104,11 @@ def compute_losses(
         raw = out.get("gaussians")
         anchors = torch.arange(S, device=images.device).expand(B, S)
     else:
-        res = model.infer(images, max_anchors=plan.max_anchors, chunk=S)
+        previous, model.registration = model.registration, plan.registration
+        try:
+            res = model.infer(images, max_anchors=plan.max_anchors, chunk=S)
+        finally:
+            model.registration = previous
         pose_list = [res.pose_enc]
         depth, depth_conf = res.depth, res.depth_conf
         points, points_conf = res.world_points, res.world_points_conf

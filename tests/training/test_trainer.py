@@ -276,3 +276,39 @@ def test_cpu_bf16_trains_close_to_float32_and_stays_with_the_run(tmp_path, monke
     assert Trainer(tmp_path / "bf16", model_config=MICRO, resume=True).model.cpu_bf16  # kept with the run
     off = Trainer(tmp_path / "bf16", model_config=MICRO, resume=True, cpu_bf16=False)
     assert not off.config.cpu_bf16 and not off.model.cpu_bf16
+
+
+def test_pair_registration_steps_are_drawn_last_and_only_on_zpressor_steps() -> None:
+    from dataclasses import replace
+
+    from models.training.curriculum import DEFAULT_STAGES, step_plan
+
+    last = DEFAULT_STAGES[-1]
+    assert last.pair_registration_prob == 0.5 and last.start == 21_103
+    without = (*DEFAULT_STAGES[:-1], replace(last, pair_registration_prob=0.0))
+    modes = []
+    for step in range(21_103, 21_503):
+        plan, plain = step_plan(DEFAULT_STAGES, step, seed=0), step_plan(without, step, seed=0)
+        assert replace(plan, registration="all") == plain  # every other draw is unchanged
+        if plan.max_anchors is None:
+            assert plan.registration == "all"
+        else:
+            modes.append(plan.registration)
+    assert 0.3 < modes.count("pair") / len(modes) < 0.7 and len(modes) > 50
+
+
+def test_a_pair_registration_step_trains_and_restores_the_models_mode(tmp_path) -> None:
+    from models.data.procedural import make_batch
+    from models.training.curriculum import StepPlan
+    from models.training.step import compute_losses
+
+    cfg = micro_train_config()
+    trainer = Trainer(tmp_path, cfg, model_config=MICRO)
+    plan = StepPlan(step=0, seeds=(1_000_007,), views=5, targets=1, height=28, width=28, target_index=(2,),
+                    max_anchors=3, registration="pair")  # fmt: skip
+    batch = make_batch(list(plan.seeds), views=6, width=28, height=28)
+    losses = compute_losses(trainer.model, batch, plan, cfg.weights)
+    assert torch.isfinite(losses["total"])
+    assert trainer.model.registration == "all"  # the step's mode does not leak into later steps
+    losses["total"].backward()
+    assert all(p.grad is not None for p in trainer.model.zpressor.parameters())
