@@ -99,6 +99,7 @@ def test_cli_eval_on_two_tiny_scenes_writes_json_table_and_plots(tmp_path, capsy
     assert summary["method"] == "onepass" and summary["views"] == 2 and summary["scenes"] == 2
     assert 0.0 <= summary["auc30"] <= 1.0 and summary["psnr"] > 0
     assert doc["meta"]["weights"]["source"] == "random" and len(doc["meta"]["generator_fingerprint"]) == 16
+    assert doc["meta"]["weights"]["registration"] == "all"  # the registration mode is recorded with the run
     assert [r["seed"] for r in doc["rows"]] == [0, 1]
     md = (out / "results.md").read_text()
     assert "| onepass | 2 | 2 |" in md
