@@ -80,9 +80,8 @@ class PairContext(Sequence):
         B, c = self.partners.shape
         _, nh, NP, d = t.shape
         b_idx = torch.arange(B, device=t.device)[:, None]
-        per_anchor = t.view(B, nh, self.num_anchors, NP // self.num_anchors, d).transpose(
-            1, 2
-        )  # [B,N,nh,P,d]
+        # [B, nh, N·P, d] -> [B, N, nh, P, d]
+        per_anchor = t.view(B, nh, self.num_anchors, NP // self.num_anchors, d).transpose(1, 2)
         ref = per_anchor[:, :1].expand(B, c, -1, -1, -1)
         return torch.cat([ref, per_anchor[b_idx, self.partners]], 3).flatten(0, 1)
 
@@ -312,6 +311,8 @@ class VGGT(nn.Module):
             raise ValueError(f"max_anchors must be >= 1, got {max_anchors}")
         if chunk < 1:
             raise ValueError(f"chunk must be >= 1, got {chunk}")
+        if self.registration not in REGISTRATION_MODES:
+            raise ValueError(f"registration must be one of {REGISTRATION_MODES}, got {self.registration!r}")
         B, S, _, H, W = images.shape
         hw = (H // self.cfg.patch_size, W // self.cfg.patch_size)
         dev = images.device
@@ -356,8 +357,6 @@ class VGGT(nn.Module):
             maps[name][b_idx, anchors] = value
 
         # registration pass: support views attend to the anchors' recorded keys/values only
-        if self.registration not in REGISTRATION_MODES:
-            raise ValueError(f"registration must be one of {REGISTRATION_MODES}, got {self.registration!r}")
         pair = self.registration == "pair" and partners is not None
         for i in range(0, supports.shape[1], chunk):
             views = supports[:, i : i + chunk]
