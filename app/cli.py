@@ -23,10 +23,12 @@ CPU_BF16_HELP = (
     "run the network under bfloat16 autocast on the CPU (~1.2x faster with native bf16, e.g. AVX512-BF16; "
     "results within ~0.2 %% of float32)"
 )
-#: ``--registration``'s help, shared by the commands that run the network (``VGGT.registration``)
+#: ``--registration``'s choices and help, shared by the commands that run the network (``VGGT.registration``;
+#: models.vggt.REGISTRATION_MODES, not imported here so that parsing arguments does not load torch)
+REGISTRATION_CHOICES = ("all", "pair")
 REGISTRATION_HELP = (
     "with more views than --max-anchors, what each other view attends to when it is registered: 'all' "
-    "anchors (default) or a 'pair' of them, view 0 and its nearest other anchor (~15 %% faster at 32-64 "
+    "anchors (default) or a 'pair' of them, view 0 and its nearest other anchor (10-20 %% faster at 16-64 "
     "views, slightly less accurate cameras; docs/MODEL.md)"
 )
 #: help text of ``--refine`` (reconstruct, batch)

@@ -253,7 +253,7 @@ class Reconstructor:
             (``docs/MODEL.md``, "Precision"). No effect on CUDA, which autocasts the trunk anyway.
         registration: what support views attend to in the registration pass (more views than
             ``max_anchors``; sets ``VGGT.registration``): ``"all"`` anchors (default) or ``"pair"``, view 0's
-            and the nearest other anchor's tokens only (~15 % faster at 32–64 views, slightly less accurate
+            and the nearest other anchor's tokens only (10–20 % faster at 16–64 views, slightly less accurate
             cameras: ``docs/MODEL.md``, "Registration keys").
     """
 

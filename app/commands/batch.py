@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from app.cli import CPU_BF16_HELP, REFINE_HELP, REGISTRATION_HELP
+from app.cli import CPU_BF16_HELP, REFINE_HELP, REGISTRATION_CHOICES, REGISTRATION_HELP
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"{CPU_BF16_HELP}; default from settings (ONEPASS_CPU_BF16)",
     )  # fmt: skip
     p.add_argument(
-        "--registration", choices=("all", "pair"), default=None,
+        "--registration", choices=REGISTRATION_CHOICES, default=None,
         help=f"{REGISTRATION_HELP}; default from settings (ONEPASS_REGISTRATION)",
     )  # fmt: skip
     p.add_argument("--refine", action="store_true", help=REFINE_HELP)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from app.cli import CPU_BF16_HELP, REGISTRATION_HELP, CommandError
+from app.cli import CPU_BF16_HELP, REGISTRATION_CHOICES, REGISTRATION_HELP, CommandError
 
 
 def _views(text: str) -> tuple[int, ...]:
@@ -66,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--cpu-bf16", action="store_true",
         help=CPU_BF16_HELP,
     )  # fmt: skip
-    p.add_argument("--registration", choices=("all", "pair"), default="all", help=REGISTRATION_HELP)
+    p.add_argument("--registration", choices=REGISTRATION_CHOICES, default="all", help=REGISTRATION_HELP)
     p.add_argument("--out", required=True, metavar="DIR", help="where results.json/.md and plots go")
     p.set_defaults(func=run)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.cli import CPU_BF16_HELP, REFINE_HELP, REGISTRATION_HELP, CommandError
+from app.cli import CPU_BF16_HELP, REFINE_HELP, REGISTRATION_CHOICES, REGISTRATION_HELP, CommandError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--cpu-bf16", action="store_true",
         help=CPU_BF16_HELP,
     )  # fmt: skip
-    p.add_argument("--registration", choices=("all", "pair"), default="all", help=REGISTRATION_HELP)
+    p.add_argument("--registration", choices=REGISTRATION_CHOICES, default="all", help=REGISTRATION_HELP)
     p.add_argument("--refine", action="store_true", help=REFINE_HELP)
     p.add_argument(
         "--intrinsics", default=None, metavar="F", help="known intrinsics (JSON, cameras.json or .npy)"

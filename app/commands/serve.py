@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from app.cli import CPU_BF16_HELP, REGISTRATION_HELP
+from app.cli import CPU_BF16_HELP, REGISTRATION_CHOICES, REGISTRATION_HELP
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"CPU workers: {CPU_BF16_HELP}; default from settings (ONEPASS_CPU_BF16)",
     )  # fmt: skip
     p.add_argument(
-        "--registration", choices=("all", "pair"), default=None,
+        "--registration", choices=REGISTRATION_CHOICES, default=None,
         help=f"{REGISTRATION_HELP}; default from settings (ONEPASS_REGISTRATION)",
     )  # fmt: skip
     p.add_argument(

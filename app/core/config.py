@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     registration: Literal["all", "pair"] = Field(
         "all",
         description="what support views attend to in the registration pass (scenes with more views than "
-        "max_anchors): all anchors, or a pair (view 0 and the nearest other anchor): ~15 % faster at 32-64 "
+        "max_anchors): all anchors, or a pair (view 0 and the nearest other anchor): 10-20 % faster at 16-64 "
         "views, slightly less accurate cameras (docs/MODEL.md)",
     )
     torch_threads: int | None = Field(

@@ -102,3 +102,12 @@ def test_serve_flags_become_settings(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert settings.cpu_bf16 is True and settings.workers == 0 and settings.data_dir == tmp_path
     assert settings.registration == "pair"
     assert kw["port"] == 8123
+
+
+def test_registration_choices_are_the_models_modes() -> None:
+    from app.cli import REGISTRATION_CHOICES
+    from app.core.config import Settings
+    from models.vggt import REGISTRATION_MODES
+
+    assert REGISTRATION_CHOICES == REGISTRATION_MODES
+    assert Settings.model_fields["registration"].annotation.__args__ == REGISTRATION_MODES
