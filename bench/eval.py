@@ -47,6 +47,7 @@ def _plot_run(run: Path) -> dict[str, Any]:
         return info
     cols = read_log(log)
     info["steps"] = int(cols["step"][-1])
+    info["first_step"] = int(cols["step"][0])
     info["hours"] = float(cols["elapsed_s"][-1]) / 3600
     info["median_step_s"] = float(np.median(cols["step_s"][-500:]))
     plot_loss_curve(log, FIG / "train_loss.png")
@@ -413,7 +414,14 @@ def render_section(
             "### Training run",
             "",
             f"`{run['run']}`: {run['steps']} steps, {run['hours']:.2f} CPU-hours of training (one core), "
-            f"median {run['median_step_s']:.2f} s/step over the last 500 steps.",
+            f"median {run['median_step_s']:.2f} s/step over the last 500 steps."
+            + (
+                f" Its log starts at step {run['first_step']}: the run was warm-started there from shipped "
+                "weights (`--init-weights`), and the logs of the steps before it stayed on earlier machines; "
+                "docs/MODEL_CARD.md tells the whole history."
+                if run.get("first_step", 1) > 1
+                else ""
+            ),
             "",
             "![loss curve](bench/train_loss.png)",
             "",

@@ -31,3 +31,15 @@ def test_refined_rows_are_labelled_and_stated_against_the_target() -> None:
     assert "`+refine` = the same forward pass, then camera refinement" in text
     plain = render_section(summary[:2], {}, {}, args, "2026-12-03")
     assert "with camera refinement" not in plain and "`+refine`" not in plain
+
+
+def test_a_warm_started_run_says_where_its_log_begins() -> None:
+    args = argparse.Namespace(
+        scenes=50, views=(4,), weights=None, run="runs/none", colmap_json=None, random_json=None,
+        trained_json=None, refine=False, refined_json=None, threads=1, fingerprint="f",
+    )  # fmt: skip
+    run = {"run": "runs/r", "steps": 23440, "first_step": 21103, "hours": 18.9, "median_step_s": 1.9}
+    text = render_section([_summary("onepass-trained", 4, 0.12)], run, {}, args, "2026-12-06")
+    assert "`runs/r`: 23440 steps" in text and "Its log starts at step 21103" in text
+    whole = render_section([_summary("onepass-trained", 4, 0.12)], run | {"first_step": 1}, {}, args, "x")
+    assert "Its log starts" not in whole
