@@ -38,7 +38,7 @@ from models.inputs import check_intrinsics, check_poses
 from models.pose_depth import fit_depth_to_cameras
 from models.preprocess import ImageTransform, as_unit_float, preprocess_images
 from models.refine import RefineOptions, refine_cameras
-from models.vggt import REGISTRATION_MODES, VGGT, InferenceOutput
+from models.vggt import VGGT, InferenceOutput, check_registration
 from renderer.conventions import (
     camera_centers,
     pose_encoding_to_extrinsics_intrinsics,
@@ -270,9 +270,7 @@ class Reconstructor:
         refine_options: RefineOptions | None = None,
         registration: str = "all",
     ) -> None:
-        if registration not in REGISTRATION_MODES:
-            choices = ", ".join(REGISTRATION_MODES)
-            raise ValueError(f"registration must be one of {choices}, got {registration!r}")
+        check_registration(registration)  # before loading any weights
         t0 = time.perf_counter()
         self.model = model if model is not None else load_model(preset, weights, device)
         self.model.cpu_bf16 = cpu_bf16

@@ -54,6 +54,13 @@ from models.zpressor import (
 REGISTRATION_MODES = ("all", "pair")
 
 
+def check_registration(mode: str) -> str:
+    """``mode`` if it is one of :data:`REGISTRATION_MODES`, else ``ValueError`` naming the choices."""
+    if mode not in REGISTRATION_MODES:
+        raise ValueError(f"registration must be one of {', '.join(REGISTRATION_MODES)}, got {mode!r}")
+    return mode
+
+
 class PairContext(Sequence):
     """Per support view the keys/values of the reference anchor and of its partner anchor, layer by layer.
 
@@ -295,6 +302,7 @@ class VGGT(nn.Module):
         chunk: int = 8,
         points: bool = True,
         gaussians: bool = True,
+        registration: str | None = None,
     ) -> InferenceOutput:
         """Efficient inference with anchors, ZPressor fusion and the registration pass (see module doc).
 
@@ -305,14 +313,15 @@ class VGGT(nn.Module):
             anchor_points: per batch element camera centres ``[S, 3]`` (or ``None``) for anchor selection.
             chunk: views per patch-embed / registration / head call (bounds memory).
             points: also run the point head; gaussians: also run the Gaussian head on the anchors.
+            registration: this call's registration mode (:data:`REGISTRATION_MODES`); ``None``: the model's
+                ``registration`` attribute.
         """
         images = self._check_images(images, allow_uint8=True)
         if max_anchors < 1:
             raise ValueError(f"max_anchors must be >= 1, got {max_anchors}")
         if chunk < 1:
             raise ValueError(f"chunk must be >= 1, got {chunk}")
-        if self.registration not in REGISTRATION_MODES:
-            raise ValueError(f"registration must be one of {REGISTRATION_MODES}, got {self.registration!r}")
+        registration = check_registration(registration or self.registration)
         B, S, _, H, W = images.shape
         hw = (H // self.cfg.patch_size, W // self.cfg.patch_size)
         dev = images.device
@@ -357,7 +366,7 @@ class VGGT(nn.Module):
             maps[name][b_idx, anchors] = value
 
         # registration pass: support views attend to the anchors' recorded keys/values only
-        pair = self.registration == "pair" and partners is not None
+        pair = registration == "pair" and partners is not None
         for i in range(0, supports.shape[1], chunk):
             views = supports[:, i : i + chunk]
             view_context = PairContext(context, partners[b_idx, views], N) if pair else context

@@ -19,7 +19,7 @@ Scene seeds for training are drawn from ``[TRAIN_SEED_MIN, 2³¹)``; evaluation 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -46,16 +46,17 @@ class Stage:
     pair_registration_prob: float = 0.0  # of the ZPressor steps, those with registration against a pair
 
 
+_FULL_SIZE = Stage(start=12_000, views=(2, 8), size=224, batch=1, zpressor_prob=0.2, zpressor_views=(8, 12),
+                   zpressor_anchors=4)  # fmt: skip
+
 DEFAULT_STAGES: tuple[Stage, ...] = (
     Stage(start=0, views=(2, 2), size=112, batch=4),
     Stage(start=2_000, views=(2, 4), size=112, batch=3, zpressor_prob=0.1),
     Stage(start=6_000, views=(2, 6), size=168, batch=2, zpressor_prob=0.15, zpressor_views=(6, 8)),
-    Stage(start=12_000, views=(2, 8), size=224, batch=1, zpressor_prob=0.2, zpressor_views=(8, 12),
-          zpressor_anchors=4),
-    # from session 13 on, half the ZPressor steps register against a pair of anchors
-    Stage(start=21_103, views=(2, 8), size=224, batch=1, zpressor_prob=0.2, zpressor_views=(8, 12),
-          zpressor_anchors=4, pair_registration_prob=0.5),
-)  # fmt: skip
+    _FULL_SIZE,
+    # from session 13 on, the same with half the ZPressor steps registering against a pair of anchors
+    replace(_FULL_SIZE, start=21_103, pair_registration_prob=0.5),
+)
 
 
 @dataclass(frozen=True)

@@ -104,11 +104,7 @@ def compute_losses(
         raw = out.get("gaussians")
         anchors = torch.arange(S, device=images.device).expand(B, S)
     else:
-        previous, model.registration = model.registration, plan.registration
-        try:
-            res = model.infer(images, max_anchors=plan.max_anchors, chunk=S)
-        finally:
-            model.registration = previous
+        res = model.infer(images, max_anchors=plan.max_anchors, chunk=S, registration=plan.registration)
         pose_list = [res.pose_enc]
         depth, depth_conf = res.depth, res.depth_conf
         points, points_conf = res.world_points, res.world_points_conf
